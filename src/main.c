@@ -10,6 +10,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -18,6 +19,7 @@
 
 #define EXIT_USAGE 64
 #define EXIT_SOFTWARE 70
+#define EXIT_CANTCREAT 73
 #define EXIT_CONFIG 78
 
 static void usage(FILE *f)
@@ -28,6 +30,10 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  serve [-c FILE] [--trace[=full]]   run the mail server\n"
 		"  check-config [-c FILE]             read the configuration and report errors\n"
+		"  user add|del|passwd|list|enable|disable|import ...   manage accounts\n"
+		"  alias add|del|list ...             manage aliases (@domain = catch-all)\n"
+		"  quota ADDRESS [SIZE [MESSAGES]]    show or set an account's limits\n"
+		"  reindex [ADDRESS...]               rebuild the mailbox index from the Maildirs\n"
 		"  version                            print the version\n"
 		"  help                               print this text\n"
 		"\n"
@@ -37,9 +43,12 @@ static void usage(FILE *f)
 		"                      localhost, ports 2025 2587 2465 2110 2995 2143 2993\n"
 		"  --trace             log every session's dialogue (secrets masked, message\n"
 		"                      content summarised); --trace=full shows content too\n"
+		"  --password-stdin    (user add, user passwd) read the password from standard\n"
+		"                      input instead of prompting\n"
 		"\n"
-		"Exit codes: 0 ok, 64 usage error, 69 a port cannot be bound, 70 internal error,\n"
-		"73 the data directory cannot be created, 78 configuration error.\n");
+		"Exit codes: 0 ok, 64 usage error, 65 bad input, 67 no such user, 69 a port\n"
+		"cannot be bound, 70 internal error, 73 the data directory cannot be created,\n"
+		"74 database error, 78 configuration error.\n");
 }
 
 struct options {
@@ -119,8 +128,7 @@ static void print_dev_hint(const struct config *cfg)
 		"\npostbote development server for domain %s, data in %s\n"
 		"  SMTP 127.0.0.1:2025  submission :2587 (STARTTLS)  submissions :2465 (TLS)\n"
 		"  POP3 :2110 (STLS)  POP3S :2995   IMAP :2143 (STARTTLS)  IMAPS :2993\n"
-		"  Add a first user next to it with:  postbote user add alice@localhost\n"
-		"  (user accounts arrive with the store and accounts module)\n\n",
+		"  Add a first user next to it with:  postbote user add alice@localhost\n\n",
 		cfg->domains && cfg->n_domains ? cfg->domains[0] : "localhost", cfg->data_dir);
 }
 
@@ -154,7 +162,8 @@ static int cmd_serve(int argc, char **argv)
 
 	uv_loop_t *loop = uv_default_loop();
 	if (server_new(loop, cfg, &srv, &error, &exit_code) < 0 ||
-	    server_drop_privileges(srv, &error) < 0) {
+	    server_drop_privileges(srv, &error) < 0 ||
+	    (server_open_store(srv, &error) < 0 && (exit_code = EXIT_CANTCREAT))) {
 		log_error("%s", error);
 		fprintf(stderr, "postbote: %s\n", error);
 		free(error);
@@ -183,6 +192,14 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(argc - 2, argv + 2);
+	if (strcmp(cmd, "user") == 0)
+		return cli_user_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "alias") == 0)
+		return cli_alias_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "quota") == 0)
+		return cli_quota_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "reindex") == 0)
+		return cli_reindex_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("postbote %s\n", POSTBOTE_VERSION);
 		return 0;

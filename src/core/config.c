@@ -177,6 +177,17 @@ void config_defaults(struct config *cfg)
 	cfg->pop3_line_max = 1024;              /* RFC 2449 4 asks for 255 */
 	cfg->imap_line_max = 65536;
 	cfg->max_bad_commands = 10;
+	cfg->quota_bytes = 0;
+	cfg->quota_messages = 0;
+	cfg->index_map_size = (size_t)4 << 30;
+	cfg->delivery_log_size = 64 << 20;
+	cfg->password_scheme = xstrdup("yescrypt");
+	cfg->recipient_delimiter = xstrdup("+");
+	cfg->auth_fail_delay_ms = 1000;
+	cfg->auth_fail_delay_max_ms = 16 * 1000;
+	cfg->auth_lockout_failures = 10;
+	cfg->auth_lockout_ms = 15 * 60 * 1000;
+	cfg->auth_max_hashing = 2;
 }
 
 void config_dev_setup(struct config *cfg)
@@ -218,6 +229,8 @@ void config_free(struct config *cfg)
 	free(cfg->tls_ciphers);
 	free(cfg->tls_ciphersuites);
 	free(cfg->log_facility);
+	free(cfg->password_scheme);
+	free(cfg->recipient_delimiter);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -287,6 +300,19 @@ static const struct key_def key_defs[] = {
 	/* RFC 7162 3.2.1 recommends 8192; below 1024 real clients break. */
 	{ "imap_line_max", KEY_SIZE, 0, OFF(imap_line_max), 1024, "what real IMAP clients send" },
 	{ "max_bad_commands", KEY_COUNT, 0, OFF(max_bad_commands), 1, NULL },
+	{ "quota_bytes", KEY_SIZE, 0, OFF(quota_bytes), 0, NULL },
+	{ "quota_messages", KEY_COUNT, 0, OFF(quota_messages), 0, NULL },
+	{ "index_map_size", KEY_SIZE, 0, OFF(index_map_size), 16 << 20, "room for a small index" },
+	/* Must hold the largest message that goes through the log; bigger
+	 * ones are written straight to the Maildir with their own fsync. */
+	{ "delivery_log_size", KEY_SIZE, 0, OFF(delivery_log_size), 1 << 20, "one batch of messages" },
+	{ "password_scheme", KEY_STRING, 0, OFF(password_scheme), 0, NULL },
+	{ "recipient_delimiter", KEY_STRING, KEY_EMPTY_OK, OFF(recipient_delimiter), 0, NULL },
+	{ "auth_fail_delay", KEY_DURATION, 0, OFF(auth_fail_delay_ms), 0, NULL },
+	{ "auth_fail_delay_max", KEY_DURATION, 0, OFF(auth_fail_delay_max_ms), 0, NULL },
+	{ "auth_lockout_failures", KEY_COUNT, 0, OFF(auth_lockout_failures), 1, NULL },
+	{ "auth_lockout_time", KEY_DURATION, 0, OFF(auth_lockout_ms), 0, NULL },
+	{ "auth_max_hashing", KEY_COUNT, 0, OFF(auth_max_hashing), 1, NULL },
 };
 
 #define KEY_COUNT_ALL (sizeof(key_defs) / sizeof(key_defs[0]))
@@ -885,6 +911,14 @@ static int check_all(struct parser *p)
 		return -1;
 	if (cfg->n_domains == 0)
 		return fail_at(p, 0, "no domain = line; at least one local domain is needed");
+	const char *scheme = p->cfg->password_scheme;
+	if (strcmp(scheme, "yescrypt") != 0 && strcmp(scheme, "bcrypt") != 0 &&
+	    strcmp(scheme, "sha512crypt") != 0)
+		return fail_at(p, seen_line(p, "password_scheme"), "password_scheme: \"%.40s\" is not "
+			       "one of yescrypt, bcrypt, sha512crypt", scheme);
+	if (p->cfg->recipient_delimiter != NULL && strlen(p->cfg->recipient_delimiter) != 1)
+		return fail_at(p, seen_line(p, "recipient_delimiter"), "recipient_delimiter: "
+			       "expected one character such as + or -, or an empty value for none");
 	if (cfg->n_listens == 0)
 		return fail_at(p, 0, "no listen = line; at least one listener is needed, "
 			       "e.g. \"listen = smtp 0.0.0.0:25\"");

@@ -88,6 +88,21 @@ struct config {
 	size_t pop3_line_max;            /* RFC 2449: 255 octets */
 	size_t imap_line_max;            /* RFC 7162 3.2.1 recommends at least 8192 */
 	unsigned max_bad_commands;       /* errors before a session is closed */
+
+	/* Store (src/maildir). */
+	size_t quota_bytes;              /* per account, 0 = no limit */
+	unsigned quota_messages;         /* per account, 0 = no limit */
+	size_t index_map_size;           /* LMDB map size (address space, not disk) */
+	size_t delivery_log_size;        /* preallocated group-commit log */
+
+	/* Accounts (src/auth). */
+	char *password_scheme;           /* yescrypt, bcrypt, sha512crypt */
+	char *recipient_delimiter;       /* "+" in user+tag@; NULL = none */
+	uint64_t auth_fail_delay_ms;     /* first delay after a failed login */
+	uint64_t auth_fail_delay_max_ms; /* the delay doubles up to this */
+	unsigned auth_lockout_failures;  /* failures before a temporary lockout */
+	uint64_t auth_lockout_ms;        /* how long the lockout lasts */
+	unsigned auth_max_hashing;       /* password hashes computed at once */
 };
 
 /* Fill *cfg with the defaults of a production config (no listeners). */

@@ -9,6 +9,7 @@
 #include "core/server.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include "core/trace.h"
 #include "core/xalloc.h"
 #include "imap/imap_session.h"
+#include "maildir/store.h"
 #include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
 
@@ -181,12 +183,34 @@ int server_new(uv_loop_t *loop, struct config *cfg, struct server **srv_r, char 
 		*exit_r = EXIT_CONFIG;
 		return -1;
 	}
+
 	for (size_t i = 0; i < cfg->n_listens; i++) {
 		if (server_listen(srv, &cfg->listens[i], error_r) < 0) {
 			*exit_r = EXIT_UNAVAILABLE;
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int server_open_store(struct server *srv, char **error_r)
+{
+	if (db_open(srv->cfg->data_dir, srv->cfg->index_map_size, &srv->db, error_r) < 0 ||
+	    store_open(srv->loop, srv->cfg, srv->db, &srv->store, error_r) < 0)
+		return -1;
+	return 0;
+}
+
+static uid_t server_chown_uid;
+static gid_t server_chown_gid;
+
+static int server_chown_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	if ((sb->st_uid != server_chown_uid || sb->st_gid != server_chown_gid) &&
+	    lchown(path, server_chown_uid, server_chown_gid) < 0)
+		return -1;
 	return 0;
 }
 
@@ -201,19 +225,12 @@ int server_drop_privileges(struct server *srv, char **error_r)
 		*error_r = xasprintf("run_user %s: no such user", user);
 		return -1;
 	}
-	/* The data directory and the self-signed key must stay readable for
-	 * SIGHUP and, later, writable for the store. */
-	char *tls_dir = xasprintf("%s/tls", srv->cfg->data_dir);
-	int rc = chown(srv->cfg->data_dir, pw->pw_uid, pw->pw_gid);
-	if (rc == 0 && srv->cfg->tls_cert == NULL) {
-		rc = chown(tls_dir, pw->pw_uid, pw->pw_gid);
-		if (rc == 0)
-			rc = chown(srv->tls_cert_path, pw->pw_uid, pw->pw_gid);
-		if (rc == 0)
-			rc = chown(srv->tls_key_path, pw->pw_uid, pw->pw_gid);
-	}
-	free(tls_dir);
-	if (rc < 0) {
+	/* Everything in the data directory (index, delivery log, mail, the
+	 * self-signed key) belongs to the user the server runs as; files a
+	 * root-run CLI made are handed over too. */
+	server_chown_uid = pw->pw_uid;
+	server_chown_gid = pw->pw_gid;
+	if (nftw(srv->cfg->data_dir, server_chown_one, 32, FTW_PHYS) != 0) {
 		*error_r = xasprintf("cannot hand %s to %s: %s", srv->cfg->data_dir, user, strerror(errno));
 		return -1;
 	}
@@ -380,6 +397,25 @@ int server_reload(struct server *srv)
 	cfg->tls_handshake_timeout_ms = next.tls_handshake_timeout_ms;
 	cfg->shutdown_timeout_ms = next.shutdown_timeout_ms;
 	cfg->max_bad_commands = next.max_bad_commands;
+	/* Local domains are looked up afresh for each recipient, never kept
+	 * by a session, so the list can be swapped. */
+	char **domains = cfg->domains;
+	size_t n_domains = cfg->n_domains;
+	cfg->domains = next.domains;
+	cfg->n_domains = next.n_domains;
+	next.domains = domains;
+	next.n_domains = n_domains;
+	cfg->quota_bytes = next.quota_bytes;
+	cfg->quota_messages = next.quota_messages;
+	server_swap_str(&cfg->password_scheme, &next.password_scheme);
+	server_swap_str(&cfg->recipient_delimiter, &next.recipient_delimiter);
+	cfg->auth_fail_delay_ms = next.auth_fail_delay_ms;
+	cfg->auth_fail_delay_max_ms = next.auth_fail_delay_max_ms;
+	cfg->auth_lockout_failures = next.auth_lockout_failures;
+	cfg->auth_lockout_ms = next.auth_lockout_ms;
+	cfg->auth_max_hashing = next.auth_max_hashing;
+	if (cfg->index_map_size != next.index_map_size || cfg->delivery_log_size != next.delivery_log_size)
+		log_warn("reload: index_map_size and delivery_log_size changes need a restart");
 	log_setup(cfg->log_level, cfg->log_syslog, cfg->log_facility);
 	config_free(&next);
 	log_info("reload: done");
@@ -412,6 +448,9 @@ void server_free(struct server **srvp)
 		uv_close((uv_handle_t *)&srv->sig_hup, server_handle_closed);
 	}
 	uv_run(srv->loop, UV_RUN_DEFAULT);
+	/* Deliveries still queued finish here; their callbacks run. */
+	store_close(&srv->store);
+	db_close(&srv->db);
 	free(srv->listeners);
 	tls_ctx_unref(&srv->tls);
 	free(srv->tls_cert_path);

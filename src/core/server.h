@@ -18,11 +18,13 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "core/db.h"
 #include "core/iplimit.h"
 #include "core/session.h"
 #include "core/tls.h"
 
 struct conn;
+struct store;
 
 struct listener {
 	uv_tcp_t tcp;                       /* first: the handle's address is the listener's */
@@ -36,6 +38,8 @@ struct server {
 	uv_loop_t *loop;
 	struct config *cfg;                 /* owned; scalar settings change on SIGHUP */
 	struct tls_ctx *tls;                /* for new connections; swapped on SIGHUP */
+	struct db *db;                      /* accounts and the mailbox index */
+	struct store *store;                /* Maildirs, delivery, notifications */
 	char *tls_cert_path;                /* the files the context was loaded from */
 	char *tls_key_path;
 
@@ -64,6 +68,11 @@ const struct session_proto *server_proto_for(enum listener_kind kind);
  * ownership of cfg (also on failure). Returns 0, or -1 with *error_r
  * (caller frees) and *exit_r the sysexits code to exit with. */
 int server_new(uv_loop_t *loop, struct config *cfg, struct server **srv_r, char **error_r, int *exit_r);
+
+/* Open the index and the store, recovering from the delivery log (after
+ * privileges were dropped, so what it creates belongs to the run user).
+ * Returns 0, or -1 with *error_r. */
+int server_open_store(struct server *srv, char **error_r);
 
 /* Drop root privileges to cfg->run_user (after binding). Returns 0 or -1
  * with *error_r. Does nothing when no run_user is set. */
