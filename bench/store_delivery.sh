@@ -8,6 +8,9 @@
 #
 # The data directory is made under DIR (default: the build directory, so the
 # disk measured is the one the project lives on; /tmp may be a tmpfs).
+# Nothing is deleted until the end: ext4 scans past inodes deleted in the
+# last 30-100 s when it allocates new ones, so deleting one run's thousands
+# of files would slow down file creation in the next and measure that.
 # Prints each run, then medians and ratios.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +37,6 @@ for r in $(seq 1 "$rounds"); do
 		fsync) line=$("$bin" "$d" fsync 1 "$secs" "$size") ;;
 		store*) line=$("$bin" "$d" store "${mode#store}" "$secs" "$size") ;;
 		esac
-		rm -rf "$d"
 		rate=$(echo "$line" | awk '{print $3}')
 		echo "round $r: $mode $rate/s"
 		rates[$mode]="${rates[$mode]:-} $rate"

@@ -161,9 +161,14 @@ static int cmd_serve(int argc, char **argv)
 	bool dev = cfg->dev_setup;
 
 	uv_loop_t *loop = uv_default_loop();
-	if (server_new(loop, cfg, &srv, &error, &exit_code) < 0 ||
-	    server_drop_privileges(srv, &error) < 0 ||
-	    (server_open_store(srv, &error) < 0 && (exit_code = EXIT_CANTCREAT))) {
+	int rc = server_new(loop, cfg, &srv, &error, &exit_code);
+	if (rc == 0)
+		rc = server_drop_privileges(srv, &error);
+	if (rc == 0 && server_open_store(srv, &error) < 0) {
+		exit_code = EXIT_CANTCREAT;
+		rc = -1;
+	}
+	if (rc < 0) {
 		log_error("%s", error);
 		fprintf(stderr, "postbote: %s\n", error);
 		free(error);

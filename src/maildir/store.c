@@ -88,6 +88,7 @@ struct store_work {
 	bool direct;               /* too big for the log: fsynced files */
 	bool logged;
 	bool reserved;             /* quota counted for the accepted recipients */
+	int fd;                    /* the unnamed message file, or -1 (tmp/ files) */
 };
 
 static void store_target_clear(struct store_target *t, bool unlink_tmp)
@@ -214,6 +215,13 @@ static int store_log_tail(struct store *st, struct dlog_rec *rec, struct store_w
 	return rc;
 }
 
+static void store_close_unnamed(struct store_work *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}
+
 /* Count (or, with a negative size, uncount) a message against the
  * recipient's quota inside the batch's transaction. */
 static int store_reserve(struct store *st, MDB_txn *txn, struct store_rcpt *r, int64_t size)
@@ -242,7 +250,45 @@ static void store_fail_work(struct store *st, MDB_txn *txn, struct store_work *w
 		store_target_clear(&w->t[i], true);
 	}
 	w->reserved = false;
+	store_close_unnamed(w);
 }
+
+/* Open an unnamed file (O_TMPFILE) in the first recipient's new/, to be
+ * given its names by linkat() once the batch is durable. That saves a
+ * directory entry in tmp/ and a rename per message, and a crash leaves no
+ * leftovers at all. Only when every recipient's Maildir is on the same file
+ * system (hard links cannot cross). Returns the fd (also kept in w->fd), or
+ * -1 to use tmp/. */
+static int store_open_unnamed(struct store_work *w, struct store_target *first)
+{
+	struct stat a, b;
+
+	w->fd = -1;
+	if (stat(first->dir, &a) < 0)
+		return -1;
+	for (size_t i = 0; i < w->d->n_rcpts; i++) {
+		struct store_target *t = &w->t[i];
+		if (t->r->result == STORE_OK && t != first && (stat(t->dir, &b) < 0 || b.st_dev != a.st_dev))
+			return -1;
+	}
+	char *newdir = xasprintf("%s/new", first->dir);
+	w->fd = open(newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	free(newdir);
+	return w->fd;
+}
+
+/* Give the unnamed file of w its name in a recipient's new/. */
+static int store_link_unnamed(struct store_work *w, const char *final)
+{
+	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd works for
+	 * anyone where /proc is mounted. */
+	if (linkat(w->fd, "", AT_FDCWD, final, AT_EMPTY_PATH) == 0)
+		return 0;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", w->fd);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, final, AT_SYMLINK_FOLLOW);
+}
+
 
 /* Step 2 for one delivery: mailboxes, quota, tmp files and the log record. */
 static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, bool *log_full)
@@ -322,11 +368,13 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 		}
 	}
 	struct store_target *first = NULL;
-	int out = -1;
-	for (size_t i = 0; i < d->n_rcpts && first == NULL; i++) {
-		if (d->rcpts[i].result != STORE_OK)
-			continue;
-		first = &w->t[i];
+	for (size_t i = 0; i < d->n_rcpts && first == NULL; i++)
+		if (d->rcpts[i].result == STORE_OK)
+			first = &w->t[i];
+	int out = store_open_unnamed(w, first);
+	if (out < 0) {
+		/* No O_TMPFILE here (or recipients on several file systems):
+		 * the classic Maildir way, tmp/ then rename. */
 		char *tmp_name = store__unique_name(st, d->size, 0);
 		first->tmp_path = xasprintf("%s/tmp/%s", first->dir, tmp_name);
 		free(tmp_name);
@@ -337,7 +385,7 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 	char *chunk = st->chunk;
 	bool failed = out < 0;
 	if (failed)
-		log_error("store: %s: %s", first->tmp_path, strerror(errno));
+		log_error("store: %s: %s", first->tmp_path ? first->tmp_path : first->dir, strerror(errno));
 	while (!failed && done < d->size) {
 		ssize_t n = pread(fd, chunk, STORE_CHUNK, (off_t)done);
 		if (n < 0 && errno == EINTR)
@@ -350,7 +398,7 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 		store_count(chunk, (size_t)n, &vsize, &prev);
 		if (fileio_write_all(out, chunk, (size_t)n) < 0) {
 			/* ENOSPC, EDQUOT, EIO: a transient local error. */
-			log_error("store: %s: %s", first->tmp_path, strerror(errno));
+			log_error("store: %s: %s", first->dir, strerror(errno));
 			failed = true;
 			break;
 		}
@@ -366,21 +414,22 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 	d->vsize = d->size + vsize;
 	close(fd);
 	if (!failed && w->direct && fsync(out) < 0) {
-		log_error("store: fsync %s: %s", first->tmp_path, strerror(errno));
+		log_error("store: fsync in %s: %s", first->dir, strerror(errno));
 		failed = true;
 	}
-	if (out >= 0 && close(out) < 0 && !failed) {
+	if (w->fd < 0 && out >= 0 && close(out) < 0 && !failed) {
 		log_error("store: close %s: %s", first->tmp_path, strerror(errno));
 		failed = true;
 	}
 
-	/* The other recipients share the file through hard links. */
+	/* The other recipients share the file through hard links: made from
+	 * the unnamed file at commit time, or here from the tmp/ file. */
 	for (size_t i = 0; i < d->n_rcpts && !failed; i++) {
 		struct store_target *t = &w->t[i];
 		if (d->rcpts[i].result != STORE_OK)
 			continue;
 		t->name = store__unique_name(st, d->size, d->vsize);
-		if (t == first)
+		if (t == first || w->fd >= 0)
 			continue;
 		t->tmp_path = xasprintf("%s/tmp/%s", t->dir, t->name);
 		if (link(first->tmp_path, t->tmp_path) < 0) {
@@ -414,7 +463,7 @@ static void store_commit_files(struct store *st, MDB_txn *txn, struct store_work
 		if (r->result != STORE_OK)
 			continue;
 		char *final = xasprintf("%s/new/%s", t->dir, t->name);
-		int rc = rename(t->tmp_path, final);
+		int rc = w->fd >= 0 ? store_link_unnamed(w, final) : rename(t->tmp_path, final);
 		if (rc < 0) {
 			log_error("store: rename %s: %s", final, strerror(errno));
 			free(final);
@@ -489,6 +538,7 @@ static void store_process(struct store *st, struct store_delivery *list)
 	for (struct store_delivery *d = list; d; d = d->next, i++) {
 		works[i].d = d;
 		works[i].t = xcalloc(d->n_rcpts ? d->n_rcpts : 1, sizeof(struct store_target));
+		works[i].fd = -1;
 		for (size_t k = 0; k < d->n_rcpts; k++)
 			works[i].t[k].r = &d->rcpts[k];
 	}
@@ -553,6 +603,7 @@ static void store_process(struct store *st, struct store_delivery *list)
 				continue;
 			}
 			store_commit_files(st, txn, &works[k]);
+			store_close_unnamed(&works[k]);
 		}
 		rc = mdb_txn_commit(txn);
 		if (rc != 0) {
@@ -580,6 +631,7 @@ static void store_process(struct store *st, struct store_delivery *list)
 			any_temp |= d->rcpts[j].result == STORE_TEMPFAIL;
 			store_target_clear(&works[k].t[j], false);
 		}
+		store_close_unnamed(&works[k]);
 		d->result = any_temp ? STORE_TEMPFAIL : any_ok ? STORE_OK :
 			    d->n_rcpts ? d->rcpts[0].result : STORE_OK;
 		free(works[k].t);
