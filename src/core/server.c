@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
+#include "auth/throttle.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/trace.h"
@@ -198,6 +200,7 @@ int server_open_store(struct server *srv, char **error_r)
 	if (db_open(srv->cfg->data_dir, srv->cfg->index_map_size, &srv->db, error_r) < 0 ||
 	    store_open(srv->loop, srv->cfg, srv->db, &srv->store, error_r) < 0)
 		return -1;
+	srv->auth = auth_new(srv->loop, srv->cfg, srv->db);
 	return 0;
 }
 
@@ -417,6 +420,8 @@ int server_reload(struct server *srv)
 	if (cfg->index_map_size != next.index_map_size || cfg->delivery_log_size != next.delivery_log_size)
 		log_warn("reload: index_map_size and delivery_log_size changes need a restart");
 	log_setup(cfg->log_level, cfg->log_syslog, cfg->log_facility);
+	if (srv->auth != NULL)
+		throttle_configure(auth_throttle(srv->auth), cfg);
 	config_free(&next);
 	log_info("reload: done");
 	return 0;
@@ -448,6 +453,11 @@ void server_free(struct server **srvp)
 		uv_close((uv_handle_t *)&srv->sig_hup, server_handle_closed);
 	}
 	uv_run(srv->loop, UV_RUN_DEFAULT);
+	/* Every session is gone, so no password check is pending. */
+	if (srv->auth != NULL) {
+		auth_free(&srv->auth);
+		uv_run(srv->loop, UV_RUN_DEFAULT);
+	}
 	/* Deliveries still queued finish here; their callbacks run. */
 	store_close(&srv->store);
 	db_close(&srv->db);

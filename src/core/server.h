@@ -23,6 +23,7 @@
 #include "core/session.h"
 #include "core/tls.h"
 
+struct auth;
 struct conn;
 struct store;
 
@@ -40,6 +41,7 @@ struct server {
 	struct tls_ctx *tls;                /* for new connections; swapped on SIGHUP */
 	struct db *db;                      /* accounts and the mailbox index */
 	struct store *store;                /* Maildirs, delivery, notifications */
+	struct auth *auth;                  /* password checks off the loop, throttling */
 	char *tls_cert_path;                /* the files the context was loaded from */
 	char *tls_key_path;
 
@@ -70,8 +72,9 @@ const struct session_proto *server_proto_for(enum listener_kind kind);
 int server_new(uv_loop_t *loop, struct config *cfg, struct server **srv_r, char **error_r, int *exit_r);
 
 /* Open the index and the store, recovering from the delivery log (after
- * privileges were dropped, so what it creates belongs to the run user).
- * Returns 0, or -1 with *error_r. */
+ * privileges were dropped, so what it creates belongs to the run user), and
+ * the password verifier the protocols share. Returns 0, or -1 with
+ * *error_r. */
 int server_open_store(struct server *srv, char **error_r);
 
 /* Drop root privileges to cfg->run_user (after binding). Returns 0 or -1
