@@ -690,7 +690,8 @@ void store__run_op(struct store *st, struct store_op *op)
 	case STORE_OP_SUBSCRIBE: op->result = store__op_subscribe(&c, true); break;
 	case STORE_OP_UNSUBSCRIBE: op->result = store__op_subscribe(&c, false); break;
 	default:
-		log_error("store: operation %d is not implemented", (int)op->kind);
+		/* Every kind is handled above: only a caller's bad value gets here. */
+		log_error("store: unknown operation kind %d", (int)op->kind);
 		op->result = STORE_NOT_ALLOWED;
 		break;
 	}
