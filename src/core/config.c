@@ -177,6 +177,10 @@ void config_defaults(struct config *cfg)
 	cfg->pop3_line_max = 1024;              /* RFC 2449 4 asks for 255 */
 	cfg->imap_line_max = 65536;
 	cfg->max_bad_commands = 10;
+	cfg->message_size_max = 50 << 20;
+	cfg->smtp_max_recipients = 100;
+	cfg->smtp_data_line_max = 64 << 10;
+	cfg->submission_check_sender = true;
 	cfg->quota_bytes = 0;
 	cfg->quota_messages = 0;
 	cfg->index_map_size = (size_t)4 << 30;
@@ -300,6 +304,11 @@ static const struct key_def key_defs[] = {
 	/* RFC 7162 3.2.1 recommends 8192; below 1024 real clients break. */
 	{ "imap_line_max", KEY_SIZE, 0, OFF(imap_line_max), 1024, "what real IMAP clients send" },
 	{ "max_bad_commands", KEY_COUNT, 0, OFF(max_bad_commands), 1, NULL },
+	{ "message_size_max", KEY_SIZE, 0, OFF(message_size_max), 64 << 10, "room for an ordinary message" },
+	{ "smtp_max_recipients", KEY_COUNT, 0, OFF(smtp_max_recipients), 1, NULL },
+	/* RFC 5321 4.5.3.1.6: 1000 octets with CRLF; real mail has longer. */
+	{ "smtp_data_line_max", KEY_SIZE, 0, OFF(smtp_data_line_max), 1000, "RFC 5321 4.5.3.1.6" },
+	{ "submission_check_sender", KEY_BOOL, 0, OFF(submission_check_sender), 0, NULL },
 	{ "quota_bytes", KEY_SIZE, 0, OFF(quota_bytes), 0, NULL },
 	{ "quota_messages", KEY_COUNT, 0, OFF(quota_messages), 0, NULL },
 	{ "index_map_size", KEY_SIZE, 0, OFF(index_map_size), 16 << 20, "room for a small index" },

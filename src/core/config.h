@@ -89,6 +89,14 @@ struct config {
 	size_t imap_line_max;            /* RFC 7162 3.2.1 recommends at least 8192 */
 	unsigned max_bad_commands;       /* errors before a session is closed */
 
+	/* SMTP (src/smtp). */
+	size_t message_size_max;         /* SIZE, and the DATA/BDAT limit: 552 5.3.4 */
+	unsigned smtp_max_recipients;    /* per transaction: 452 4.5.3 past it */
+	size_t smtp_data_line_max;       /* longest message line, line end included */
+	bool submission_check_sender;    /* MAIL FROM must be the user's own address */
+	/* POP3 (src/pop3). */
+	/* IMAP (src/imap). */
+
 	/* Store (src/maildir). */
 	size_t quota_bytes;              /* per account, 0 = no limit */
 	unsigned quota_messages;         /* per account, 0 = no limit */

@@ -59,7 +59,10 @@ struct conn {
 	int handles_open;
 	bool closing;                 /* uv_close has been called */
 	bool close_after_flush;       /* goodbye sent: close when writes drain */
-	bool effect_pending;
+	bool effect_pending;          /* the session is in SESSION_EFFECT_WAIT */
+	bool settling;                /* inside conn_settle() */
+	bool settle_again;            /* poked while settling: go round again */
+	bool shutdown_deferred;       /* stop requested while the session waited */
 	bool tls_handshaking;
 	bool tls_starttls;            /* upgrade of a plain session, not implicit */
 	bool backpressured;
@@ -85,6 +88,9 @@ static void conn_flush(struct conn *c);
 static void conn_close_graceful(struct conn *c);
 static void conn_update_reading(struct conn *c);
 static void conn_timer_fired(uv_timer_t *t);
+static void conn_settle(struct conn *c);
+static void conn_pump_tls(struct conn *c);
+static void conn_timer_start(struct conn *c, uint64_t ms);
 
 struct conn *conn_next(struct conn *c)
 {
@@ -166,10 +172,17 @@ static void conn_write_done(uv_write_t *req, int status)
 		log_debug("conn %llu: write failed: %s", (unsigned long long)c->id, uv_strerror(status));
 		conn_abort(c);
 	} else if (!c->closing) {
-		if (c->close_after_flush && c->queued == 0)
+		if (c->close_after_flush && c->queued == 0) {
 			conn_abort(c);
-		else
+		} else if (c->effect_pending) {
+			/* A reply going out in pieces: the client is reading,
+			 * so it is not idle. */
+			if (session_wants_drain(c->session))
+				conn_timer_start(c, session_timeout_ms(c->session));
+			conn_settle(c);
+		} else {
 			conn_update_reading(c);
+		}
 	}
 	conn_unref(c);
 }
@@ -283,7 +296,65 @@ static void conn_handle_effect(struct conn *c, enum session_effect effect)
 		conn_flush(c);
 		conn_start_tls(c, true);
 		break;
+	case SESSION_EFFECT_WAIT:
+		c->effect_pending = true;
+		conn_settle(c);
+		break;
 	}
+}
+
+/*
+ * The session may move on by itself while it waits: its backend finished
+ * (session_resume), it wants to write more as the socket drains, or it has
+ * unsolicited output. Sending, continuing and draining can each lead to
+ * the others, and to this function again through session_poke(), so one
+ * loop runs until nothing is left to do.
+ */
+static void conn_settle(struct conn *c)
+{
+	if (c->settling) {
+		c->settle_again = true;
+		return;
+	}
+	c->settling = true;
+	conn_ref(c);
+	do {
+		c->settle_again = false;
+		if (c->closing || c->close_after_flush || c->session == NULL)
+			break;
+		conn_flush(c);
+		if (!c->effect_pending)
+			break;
+		if (session_resumed(c->session)) {
+			c->effect_pending = false;
+			conn_handle_effect(c, session_continue(c->session));
+			c->settle_again = true;
+		} else if (session_wants_drain(c->session) &&
+			   c->queued <= c->srv->cfg->write_buffer_max / 2) {
+			session_drained(c->session);
+			c->settle_again = true;
+		}
+	} while (c->settle_again);
+	c->settling = false;
+	if (!c->closing && !c->close_after_flush && !c->effect_pending) {
+		if (c->shutdown_deferred) {
+			session_shutdown(c->session);
+			conn_close_graceful(c);
+		} else if (c->tls != NULL && !c->tls_handshaking) {
+			/* Plaintext may be waiting inside TLS, read before the
+			 * wait began. */
+			conn_pump_tls(c);
+			if (c->effect_pending)
+				conn_settle(c);
+		}
+	}
+	conn_update_reading(c);
+	conn_unref(c);
+}
+
+static void conn_poke(void *ctx)
+{
+	conn_settle(ctx);
 }
 
 static void conn_input(struct conn *c, const char *data, size_t len)
@@ -412,7 +483,7 @@ static void conn_timer_fired(uv_timer_t *t)
 	} else if (c->tls_handshaking) {
 		log_info("conn %llu: TLS handshake timeout from %s", (unsigned long long)c->id, c->peer);
 		conn_abort(c);
-	} else if (c->effect_pending) {
+	} else if (c->effect_pending && !session_wants_drain(c->session)) {
 		/* Our own work is slow, not the client: keep waiting. */
 		conn_timer_start(c, session_timeout_ms(c->session));
 	} else {
@@ -428,6 +499,13 @@ void conn_shutdown(struct conn *c)
 		return;
 	if (c->refusing || c->tls_handshaking || c->session == NULL) {
 		conn_abort(c);
+		return;
+	}
+	if (c->effect_pending) {
+		/* Let the work finish and its reply go out (a delivery that
+		 * became durable is acknowledged); the stop deadline still
+		 * bounds the wait. */
+		c->shutdown_deferred = true;
 		return;
 	}
 	session_shutdown(c->session);
@@ -544,6 +622,9 @@ void conn_accept(struct listener *l)
 		.peer = c->peer,
 		.peer_loopback = c->peer_loopback,
 		.tls = implicit_tls,
+		.backend = server_backend_for(srv, l->kind),
+		.poke = conn_poke,
+		.poke_ctx = c,
 	};
 	c->session = session_new(l->proto, &params);
 	log_info("conn %llu open: peer=%s:%d listener=%s", (unsigned long long)c->id, c->peer,

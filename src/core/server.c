@@ -28,6 +28,7 @@
 #include "imap/imap_session.h"
 #include "maildir/store.h"
 #include "pop3/pop3_session.h"
+#include "smtp/smtp_backend.h"
 #include "smtp/smtp_session.h"
 
 /* sysexits.h values, spelled out so the CLI and the server agree. */
@@ -49,6 +50,18 @@ const struct session_proto *server_proto_for(enum listener_kind kind)
 	case LISTENER_IMAPS:
 	default:
 		return &imap_proto;
+	}
+}
+
+void *server_backend_for(struct server *srv, enum listener_kind kind)
+{
+	switch (kind) {
+	case LISTENER_SMTP:
+	case LISTENER_SUBMISSION:
+	case LISTENER_SUBMISSIONS:
+		return srv->smtp_backend;
+	default:
+		return NULL;
 	}
 }
 
@@ -201,6 +214,10 @@ int server_open_store(struct server *srv, char **error_r)
 	    store_open(srv->loop, srv->cfg, srv->db, &srv->store, error_r) < 0)
 		return -1;
 	srv->auth = auth_new(srv->loop, srv->cfg, srv->db);
+	srv->svc = (struct services){
+		.loop = srv->loop, .cfg = srv->cfg, .db = srv->db, .store = srv->store, .auth = srv->auth,
+	};
+	srv->smtp_backend = smtp_backend_new(&srv->svc);
 	return 0;
 }
 
@@ -460,6 +477,7 @@ void server_free(struct server **srvp)
 	}
 	/* Deliveries still queued finish here; their callbacks run. */
 	store_close(&srv->store);
+	smtp_backend_free(&srv->smtp_backend);
 	db_close(&srv->db);
 	free(srv->listeners);
 	tls_ctx_unref(&srv->tls);

@@ -20,12 +20,14 @@
 #include "core/config.h"
 #include "core/db.h"
 #include "core/iplimit.h"
+#include "core/services.h"
 #include "core/session.h"
 #include "core/tls.h"
 
 struct auth;
 struct conn;
 struct store;
+struct smtp_backend;
 
 struct listener {
 	uv_tcp_t tcp;                       /* first: the handle's address is the listener's */
@@ -42,6 +44,8 @@ struct server {
 	struct db *db;                      /* accounts and the mailbox index */
 	struct store *store;                /* Maildirs, delivery, notifications */
 	struct auth *auth;                  /* password checks off the loop, throttling */
+	struct services svc;                /* the above, for the protocols' backends */
+	struct smtp_backend *smtp_backend;  /* how SMTP sessions reach accounts and the store */
 	char *tls_cert_path;                /* the files the context was loaded from */
 	char *tls_key_path;
 
@@ -65,6 +69,8 @@ struct server {
 
 /* The protocol spoken on a kind of listener. */
 const struct session_proto *server_proto_for(enum listener_kind kind);
+/* The backend its sessions use (session_params.backend). */
+void *server_backend_for(struct server *srv, enum listener_kind kind);
 
 /* Make the data directory and TLS material, bind every listener. Takes
  * ownership of cfg (also on failure). Returns 0, or -1 with *error_r

@@ -46,6 +46,13 @@ struct session {
 	bool tls;
 	bool broken;                /* output overflowed: close */
 
+	bool in_proto;              /* inside a protocol callback from session_run */
+	bool waiting;               /* the protocol returned WAIT, not resumed yet */
+	bool resumed;               /* resumed; the glue has not continued yet */
+	bool resume_early;          /* resumed before it even returned WAIT */
+	enum session_effect resume_then;
+	bool want_drain;
+
 	size_t trace_body_in;       /* client content not yet summarised */
 	size_t trace_body_out;      /* server content not yet summarised */
 };
@@ -140,6 +147,20 @@ void session_start(struct session *s)
 	s->proto->greet(s->state);
 }
 
+/* A protocol that returns WAIT after its work already finished (a backend
+ * that answered at once) has nothing to wait for. */
+static enum session_effect session_settle(struct session *s, enum session_effect effect)
+{
+	if (effect != SESSION_EFFECT_WAIT)
+		return effect;
+	if (s->resume_early) {
+		s->resume_early = false;
+		return s->resume_then;
+	}
+	s->waiting = true;
+	return SESSION_EFFECT_WAIT;
+}
+
 /* Hand buffered input to the protocol until it wants something done. */
 static enum session_effect session_run(struct session *s)
 {
@@ -153,7 +174,9 @@ static enum session_effect session_run(struct session *s)
 			if (n == 0)
 				break;
 			s->want_bytes -= n;
-			effect = s->proto->bytes(s->state, data, n);
+			s->in_proto = true;
+			effect = session_settle(s, s->proto->bytes(s->state, data, n));
+			s->in_proto = false;
 			continue;
 		}
 
@@ -166,11 +189,15 @@ static enum session_effect session_run(struct session *s)
 			if (trace_on())
 				trace_event(s->proto->name, s->params.id,
 					    "client line longer than %zu octets dropped", s->in.line_max);
-			effect = s->proto->line_too_long(s->state);
+			s->in_proto = true;
+			effect = session_settle(s, s->proto->line_too_long(s->state));
+			s->in_proto = false;
 			break;
 		case LINEREADER_LINE:
 			session_trace_client_line(s, line, len);
-			effect = s->proto->line(s->state, line, len);
+			s->in_proto = true;
+			effect = session_settle(s, s->proto->line(s->state, line, len));
+			s->in_proto = false;
 			break;
 		}
 	}
@@ -186,7 +213,70 @@ enum session_effect session_feed(struct session *s, const void *data, size_t len
 			 (unsigned long long)s->params.id, s->peer);
 		return SESSION_EFFECT_CLOSE;
 	}
+	if (s->waiting || s->resumed)
+		return SESSION_EFFECT_NONE; /* kept for session_continue() */
 	return session_run(s);
+}
+
+void session_resume(struct session *s, enum session_effect then)
+{
+	s->resume_then = then == SESSION_EFFECT_WAIT ? SESSION_EFFECT_NONE : then;
+	if (!s->waiting) {
+		/* Still inside the protocol's call that will return WAIT. */
+		if (s->in_proto)
+			s->resume_early = true;
+		return;
+	}
+	s->waiting = false;
+	s->resumed = true;
+	session_poke(s);
+}
+
+bool session_resumed(const struct session *s)
+{
+	return s->resumed;
+}
+
+enum session_effect session_continue(struct session *s)
+{
+	if (!s->resumed)
+		return s->waiting ? SESSION_EFFECT_WAIT : SESSION_EFFECT_NONE;
+	s->resumed = false;
+	if (s->broken)
+		return SESSION_EFFECT_CLOSE;
+	if (s->resume_then != SESSION_EFFECT_NONE)
+		return s->resume_then;
+	return session_run(s);
+}
+
+void session_wait_drain(struct session *s)
+{
+	s->want_drain = true;
+}
+
+bool session_wants_drain(const struct session *s)
+{
+	return s->want_drain;
+}
+
+void session_drained(struct session *s)
+{
+	if (!s->want_drain)
+		return;
+	s->want_drain = false;
+	if (s->proto->drained)
+		s->proto->drained(s->state);
+}
+
+void session_poke(struct session *s)
+{
+	if (s->params.poke != NULL && !s->in_proto)
+		s->params.poke(s->params.poke_ctx);
+}
+
+void *session_backend(const struct session *s)
+{
+	return s->params.backend;
 }
 
 void session_set_tls(struct session *s, const char *version, const char *cipher)
@@ -199,8 +289,12 @@ void session_set_tls(struct session *s, const char *version, const char *cipher)
 enum session_effect session_tls_started(struct session *s, const char *version, const char *cipher)
 {
 	session_set_tls(s, version, cipher);
-	enum session_effect effect = s->proto->tls_started ?
-		s->proto->tls_started(s->state) : SESSION_EFFECT_NONE;
+	enum session_effect effect = SESSION_EFFECT_NONE;
+	if (s->proto->tls_started) {
+		s->in_proto = true;
+		effect = session_settle(s, s->proto->tls_started(s->state));
+		s->in_proto = false;
+	}
 	return effect != SESSION_EFFECT_NONE ? effect : session_run(s);
 }
 

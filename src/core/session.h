@@ -38,6 +38,11 @@ enum session_effect {
 	SESSION_EFFECT_STARTTLS,
 	/* Send the pending output, then close the connection. */
 	SESSION_EFFECT_CLOSE,
+	/* The protocol has started work that completes later (a password
+	 * check, a delivery, a large reply sent as the socket drains). Send
+	 * the pending output and give the protocol no input until it calls
+	 * session_resume(). */
+	SESSION_EFFECT_WAIT,
 };
 
 /* Why a connection is turned away before a session exists. */
@@ -79,6 +84,11 @@ struct session_proto {
 	 * to out. No session exists; hostname is ours. */
 	void (*refuse)(struct buf *out, enum session_refusal why, const char *hostname);
 
+	/* After session_wait_drain(): most of the output has been sent and
+	 * the protocol may write more (a long RETR or FETCH goes out in
+	 * bounded pieces). NULL for protocols that never ask. */
+	void (*drained)(void *state);
+
 	/* For the trace: how many leading bytes of this client line may be
 	 * shown; the rest is printed as "***" (AUTH payloads, passwords).
 	 * NULL means every line may be shown in full. */
@@ -93,6 +103,17 @@ struct session_params {
 	const char *peer;              /* "192.0.2.1" or "2001:db8::1" */
 	bool peer_loopback;
 	bool tls;                      /* already under TLS (implicit-TLS listener) */
+
+	/* The protocol's way to the rest of the server (accounts, store,
+	 * queue): a struct the protocol defines, so tests can give it a
+	 * fake. NULL where the protocol needs none. */
+	void *backend;
+	/* Called when the session changed outside session_feed(): it resumed
+	 * after a wait, or has output to send that nobody asked for (IMAP
+	 * IDLE updates). The glue sends the output and, after a resume,
+	 * carries on with the next effect. NULL in tests that poll. */
+	void (*poke)(void *ctx);
+	void *poke_ctx;
 };
 
 /* Create the session and the protocol state. Nothing is sent until
@@ -124,6 +145,16 @@ void session_set_tls(struct session *s, const char *version, const char *cipher)
 void session_timeout(struct session *s);
 void session_shutdown(struct session *s);
 
+/* After SESSION_EFFECT_WAIT: true once the protocol has resumed. The glue
+ * then calls session_continue(). */
+bool session_resumed(const struct session *s);
+/* Carry on with buffered input after a wait; returns the next effect. */
+enum session_effect session_continue(struct session *s);
+/* True while the protocol waits for its output to drain; the glue calls
+ * session_drained() once most of it has been sent. */
+bool session_wants_drain(const struct session *s);
+void session_drained(struct session *s);
+
 /* Output waiting to be sent; the glue consumes what it has taken. */
 struct buf *session_output(struct session *s);
 
@@ -140,6 +171,20 @@ void session_reply(struct session *s, const char *fmt, ...) __attribute__((forma
 /* Append raw bytes that are message content (RETR, FETCH BODY[]); traced as
  * a summary unless the trace mode is full. */
 void session_write_body(struct session *s, const void *data, size_t len);
+
+/* The work behind a SESSION_EFFECT_WAIT is done (called on the loop, from
+ * a callback of the protocol's backend; calling it before the protocol has
+ * even returned WAIT is fine too: the wait then ends at once). then is the
+ * effect the wait turns into: NONE to go on reading, CLOSE to close after
+ * the output. */
+void session_resume(struct session *s, enum session_effect then);
+/* Ask for proto->drained once the output has mostly gone; use with
+ * SESSION_EFFECT_WAIT. */
+void session_wait_drain(struct session *s);
+/* Output was appended outside a feed (an IDLE update): have it sent. */
+void session_poke(struct session *s);
+/* The protocol's backend from session_params. */
+void *session_backend(const struct session *s);
 
 /* Switch to exact-bytes mode: the next n bytes go to proto->bytes (in one or
  * more calls) instead of being split into lines. */

@@ -346,6 +346,83 @@ START_TEST(input_flood_closes)
 }
 END_TEST
 
+/* A protocol whose "work" line waits until the test resumes it, and whose
+ * "now" line resumes before it even returns WAIT (a backend that answered
+ * at once). */
+struct wait_state {
+	struct session *s;
+	int pokes;
+};
+
+static void *wp_create(struct session *s)
+{
+	struct wait_state *w = calloc(1, sizeof(*w));
+	w->s = s;
+	return w;
+}
+static enum session_effect wp_line(void *st, const char *line, size_t len)
+{
+	struct wait_state *w = st;
+	session_reply(w->s, "got %.*s\r\n", (int)len, line);
+	if (len == 4 && memcmp(line, "work", 4) == 0)
+		return SESSION_EFFECT_WAIT;
+	if (len == 3 && memcmp(line, "now", 3) == 0) {
+		session_resume(w->s, SESSION_EFFECT_NONE);
+		return SESSION_EFFECT_WAIT;
+	}
+	return SESSION_EFFECT_NONE;
+}
+static void wp_poke(void *ctx)
+{
+	((struct wait_state *)ctx)->pokes++;
+}
+
+static const struct session_proto wait_proto = {
+	.name = "test", .create = wp_create, .destroy = bp_destroy, .greet = bp_greet, .line = wp_line,
+	.line_too_long = bp_too_long, .timeout = bp_void, .shutdown = bp_void,
+};
+
+START_TEST(wait_holds_input_until_resume)
+{
+	struct wait_state poked = { 0 };
+	struct session_params p = {
+		.cfg = &cfg, .kind = LISTENER_IMAP, .id = 1, .peer = "127.0.0.1",
+		.poke = wp_poke, .poke_ctx = &poked,
+	};
+	struct session *s = session_new(&wait_proto, &p);
+	session_start(s);
+
+	ck_assert_int_eq(session_feed(s, "a\r\nwork\r\nb\r\n", 12), SESSION_EFFECT_WAIT);
+	ck_assert_int_eq(session_feed(s, "c\r\n", 3), SESSION_EFFECT_NONE); /* only buffered */
+	char *out = take_output(s);
+	ck_assert_str_eq(out, "got a\r\ngot work\r\n");
+	free(out);
+	ck_assert(!session_resumed(s));
+	ck_assert_int_eq(session_continue(s), SESSION_EFFECT_WAIT);
+
+	session_resume(s, SESSION_EFFECT_NONE);
+	ck_assert_int_eq(poked.pokes, 1);
+	ck_assert(session_resumed(s));
+	ck_assert_int_eq(session_continue(s), SESSION_EFFECT_NONE);
+	out = take_output(s);
+	ck_assert_str_eq(out, "got b\r\ngot c\r\n");
+	free(out);
+
+	/* Resumed before returning: no wait at all, no poke. */
+	ck_assert_int_eq(session_feed(s, "now\r\nd\r\n", 8), SESSION_EFFECT_NONE);
+	out = take_output(s);
+	ck_assert_str_eq(out, "got now\r\ngot d\r\n");
+	free(out);
+	ck_assert_int_eq(poked.pokes, 1);
+
+	/* A wait may end in a close. */
+	ck_assert_int_eq(session_feed(s, "work\r\ne\r\n", 9), SESSION_EFFECT_WAIT);
+	session_resume(s, SESSION_EFFECT_CLOSE);
+	ck_assert_int_eq(session_continue(s), SESSION_EFFECT_CLOSE);
+	session_free(&s);
+}
+END_TEST
+
 static Suite *session_suite(void)
 {
 	Suite *s = suite_create("session");
@@ -363,6 +440,7 @@ static Suite *session_suite(void)
 	tcase_add_test(tc, trace_masks_secrets);
 	tcase_add_test(tc, exact_bytes_after_line);
 	tcase_add_test(tc, input_flood_closes);
+	tcase_add_test(tc, wait_holds_input_until_resume);
 	suite_add_tcase(s, tc);
 	return s;
 }
