@@ -40,10 +40,13 @@ enum linereader_status linereader_next(struct linereader *lr, const char **line_
 
 		if (lr->skipping) {
 			if (lf == NULL) {
+				if (avail > 0)
+					lr->skip_cr = p[avail - 1] == '\r';
 				buf_reset(&lr->in);
 				lr->scanned = 0;
 				return LINEREADER_NEED_MORE;
 			}
+			lr->end_bare_lf = !(lf > p ? lf[-1] == '\r' : lr->skip_cr);
 			buf_consume(&lr->in, (size_t)(lf - p) + 1);
 			lr->scanned = 0;
 			lr->skipping = false;
@@ -55,6 +58,7 @@ enum linereader_status linereader_next(struct linereader *lr, const char **line_
 			 * (which may be never). One CR fits before the LF. */
 			bool ends_cr = avail > 0 && p[avail - 1] == '\r';
 			if ((ends_cr ? avail + 1 : avail + 2) > lr->line_max) {
+				lr->skip_cr = ends_cr;
 				buf_reset(&lr->in);
 				lr->scanned = 0;
 				lr->skipping = true;
@@ -71,6 +75,8 @@ enum linereader_status linereader_next(struct linereader *lr, const char **line_
 			len--;
 		buf_consume(&lr->in, total);
 		lr->scanned = 0;
+		lr->prev_bare_lf = lr->end_bare_lf;
+		lr->end_bare_lf = !cr;
 		/* Count the line end as CRLF even when the peer sent a bare LF,
 		 * so the limit means the same for every client. */
 		if (len + 2 > lr->line_max)

@@ -37,6 +37,10 @@ struct linereader {
 	size_t scanned;      /* bytes at the front already searched for LF */
 	bool skipping;       /* inside an overlong line, discarding to its LF */
 	bool line_bare_lf;   /* the last line returned ended in LF without CR */
+	bool prev_bare_lf;   /* the line end before that one (of a line
+	                      * returned or skipped) was a lone LF */
+	bool end_bare_lf;    /* the most recent line end consumed */
+	bool skip_cr;        /* while skipping: the last byte dropped was CR */
 };
 
 /* Start a reader for lines of at most line_max octets (CRLF included) whose

@@ -380,6 +380,16 @@ void session_expect_bytes(struct session *s, uint64_t n)
 	s->want_bytes = n;
 }
 
+bool session_line_bare_lf(const struct session *s)
+{
+	return s->in.line_bare_lf;
+}
+
+bool session_prev_line_bare_lf(const struct session *s)
+{
+	return s->in.prev_bare_lf;
+}
+
 void session_set_line_max(struct session *s, size_t line_max)
 {
 	linereader_set_line_max(&s->in, line_max);

@@ -189,6 +189,11 @@ void *session_backend(const struct session *s);
 /* Switch to exact-bytes mode: the next n bytes go to proto->bytes (in one or
  * more calls) instead of being split into lines. */
 void session_expect_bytes(struct session *s, uint64_t n);
+/* How the line just handed to proto->line ended, and the one before it
+ * (returned or skipped as too long): true for a lone LF. SMTP needs both
+ * to find the end of DATA (RFC 5321 2.3.8, 4.1.1.4). */
+bool session_line_bare_lf(const struct session *s);
+bool session_prev_line_bare_lf(const struct session *s);
 /* Set the line limit (octets including CRLF) for lines from now on. */
 void session_set_line_max(struct session *s, size_t line_max);
 /* Set how long the client may stay silent from now on. */
