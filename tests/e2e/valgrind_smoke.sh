@@ -58,6 +58,10 @@ srv = pbtest.Server(config={"max_connections_per_ip": 4, "smtp_line_max": 1000,
 code = None
 ok = False
 try:
+    r = pbtest.run([pbtest.BIN, "user", "add", "vg@" + srv.domain, "-c", srv.config_path,
+                    "--password-stdin"], input=b"vg-password\n")
+    if r.returncode != 0:
+        raise AssertionError("user add: %r" % r.stderr)
     srv.start(timeout=120)
 
     def banner(c, want):
@@ -104,6 +108,49 @@ try:
         c.cmd("b NOOP")
         c.expect("b OK", T)
         # A client that just goes away inside TLS.
+
+    # A delivery on port 25 (spool, store, reply), one refused by size of
+    # line and one relay attempt, then AUTH on 465: a wrong password and a
+    # right one, and a delivery pipelined behind the password check.
+    import base64
+    with srv.connect("smtp", timeout=T) as c:
+        banner(c, "220 ")
+        c.cmd("EHLO vg.example")
+        c.read_reply(T)
+        c.send("MAIL FROM:<a@remote.example>\r\nRCPT TO:<vg@%s>\r\nRCPT TO:<x@remote.example>\r\n"
+               "DATA\r\n" % srv.domain)
+        c.expect("250 ", T)
+        c.expect("250 ", T)
+        c.expect("554 ", T)
+        c.expect("354 ", T)
+        c.send("Subject: vg\r\n\r\nbody\r\n..dot\r\n.\r\n")
+        c.expect("250 ", T)
+        c.send("MAIL FROM:<a@remote.example>\r\nRCPT TO:<vg@%s>\r\nBDAT 5 LAST\r\nhello" % srv.domain)
+        c.expect("250 ", T)
+        c.expect("250 ", T)
+        c.expect("250 ", T)
+        c.cmd("QUIT")
+        c.expect("221 ", T)
+    with srv.connect("submissions", timeout=T) as c:
+        banner(c, "220 ")
+        c.cmd("EHLO vg.example")
+        c.read_reply(T)
+        c.cmd("AUTH PLAIN " + base64.b64encode(b"\0vg@" + srv.domain.encode() + b"\0wrong").decode())
+        c.expect("535 ", T)
+        c.cmd("AUTH LOGIN")
+        c.expect("334 ", T)
+        c.cmd(base64.b64encode(b"vg@" + srv.domain.encode()).decode())
+        c.expect("334 ", T)
+        c.send(base64.b64encode(b"vg-password").decode() + "\r\nMAIL FROM:<vg@%s>\r\n" % srv.domain)
+        c.expect("235 ", T)
+        c.expect("250 ", T)
+        # Gone in the middle of a transaction: the spool must be freed.
+    with srv.connect("submissions", timeout=T) as c:
+        banner(c, "220 ")
+        c.cmd("EHLO vg.example")
+        c.read_reply(T)
+        c.cmd("AUTH PLAIN " + base64.b64encode(b"\0vg@" + srv.domain.encode() + b"\0vg-password").decode())
+        # Gone while the password is being checked.
 
     # Implicit TLS on every kind.
     for kind, want in (("submissions", "220 "), ("pop3s", "+OK"), ("imaps", "* OK")):
