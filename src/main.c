@@ -33,6 +33,7 @@ static void usage(FILE *f)
 		"  user add|del|passwd|list|enable|disable|import ...   manage accounts\n"
 		"  alias add|del|list ...             manage aliases (@domain = catch-all)\n"
 		"  quota ADDRESS [SIZE [MESSAGES]]    show or set an account's limits\n"
+		"  queue list|show|flush|del [ID]     look at and manage the outbound queue\n"
 		"  reindex [ADDRESS...]               rebuild the mailbox index from the Maildirs\n"
 		"  version                            print the version\n"
 		"  help                               print this text\n"
@@ -203,6 +204,8 @@ int main(int argc, char **argv)
 		return cli_alias_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "quota") == 0)
 		return cli_quota_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "queue") == 0)
+		return cli_queue_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "reindex") == 0)
 		return cli_reindex_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

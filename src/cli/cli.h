@@ -48,5 +48,6 @@ int cli_user_main(int argc, char **argv);
 int cli_alias_main(int argc, char **argv);
 int cli_quota_main(int argc, char **argv);
 int cli_reindex_main(int argc, char **argv);
+int cli_queue_main(int argc, char **argv);
 
 #endif
