@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "core/xalloc.h"
+#include "smtp/route.h"
 
 #define CONFIG_FILE_MAX     (1024 * 1024) /* bytes: refuse bigger files */
 #define CONFIG_LISTENS_MAX  1024
@@ -181,6 +182,15 @@ void config_defaults(struct config *cfg)
 	cfg->smtp_max_recipients = 100;
 	cfg->smtp_data_line_max = 64 << 10;
 	cfg->submission_check_sender = true;
+	cfg->queue_retry = xstrdup("1m 5m 15m 30m 1h");
+	cfg->queue_lifetime_ms = 5ULL * 24 * 3600 * 1000;
+	cfg->queue_delay_warning_ms = 0;
+	cfg->outbound_max_connections = 20;
+	cfg->outbound_max_per_domain = 4;
+	cfg->outbound_port = 25;
+	cfg->outbound_tls = xstrdup("opportunistic");
+	cfg->outbound_tls_verify = false;
+	cfg->outbound_ipv4_only = false;
 	cfg->quota_bytes = 0;
 	cfg->quota_messages = 0;
 	cfg->index_map_size = (size_t)4 << 30;
@@ -235,6 +245,15 @@ void config_free(struct config *cfg)
 	free(cfg->log_facility);
 	free(cfg->password_scheme);
 	free(cfg->recipient_delimiter);
+	free(cfg->queue_retry);
+	free(cfg->outbound_tls);
+	free(cfg->dns_servers);
+	for (size_t i = 0; i < cfg->n_transports; i++)
+		route_free(&cfg->transports[i]);
+	free(cfg->transports);
+	for (size_t i = 0; i < cfg->n_smarthosts; i++)
+		route_free(&cfg->smarthosts[i]);
+	free(cfg->smarthosts);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -255,6 +274,8 @@ enum key_type {
 	KEY_COUNT,      /* unsigned, >= min */
 	KEY_SIZE,       /* size_t, >= min */
 	KEY_DURATION,   /* uint64_t milliseconds, >= min */
+	KEY_TRANSPORT,  /* DOMAIN HOST[:PORT] OPTIONS (repeatable), smtp/route.h */
+	KEY_SMARTHOST,  /* HOST[:PORT] OPTIONS (repeatable), smtp/route.h */
 };
 
 #define KEY_REPEAT    0x1  /* may appear more than once */
@@ -309,6 +330,18 @@ static const struct key_def key_defs[] = {
 	/* RFC 5321 4.5.3.1.6: 1000 octets with CRLF; real mail has longer. */
 	{ "smtp_data_line_max", KEY_SIZE, 0, OFF(smtp_data_line_max), 1000, "RFC 5321 4.5.3.1.6" },
 	{ "submission_check_sender", KEY_BOOL, 0, OFF(submission_check_sender), 0, NULL },
+	{ "queue_retry", KEY_STRING, 0, OFF(queue_retry), 0, NULL },
+	{ "queue_lifetime", KEY_DURATION, 0, OFF(queue_lifetime_ms), 1000, NULL },
+	{ "queue_delay_warning", KEY_DURATION, 0, OFF(queue_delay_warning_ms), 0, NULL },
+	{ "outbound_max_connections", KEY_COUNT, 0, OFF(outbound_max_connections), 1, NULL },
+	{ "outbound_max_per_domain", KEY_COUNT, 0, OFF(outbound_max_per_domain), 1, NULL },
+	{ "outbound_port", KEY_COUNT, 0, OFF(outbound_port), 1, NULL },
+	{ "outbound_tls", KEY_STRING, 0, OFF(outbound_tls), 0, NULL },
+	{ "outbound_tls_verify", KEY_BOOL, 0, OFF(outbound_tls_verify), 0, NULL },
+	{ "outbound_ipv4_only", KEY_BOOL, 0, OFF(outbound_ipv4_only), 0, NULL },
+	{ "dns_servers", KEY_STRING, KEY_EMPTY_OK, OFF(dns_servers), 0, NULL },
+	{ "transport", KEY_TRANSPORT, KEY_REPEAT, 0, 0, NULL },
+	{ "smarthost", KEY_SMARTHOST, KEY_REPEAT, 0, 0, NULL },
 	{ "quota_bytes", KEY_SIZE, 0, OFF(quota_bytes), 0, NULL },
 	{ "quota_messages", KEY_COUNT, 0, OFF(quota_messages), 0, NULL },
 	{ "index_map_size", KEY_SIZE, 0, OFF(index_map_size), 16 << 20, "room for a small index" },
@@ -325,6 +358,11 @@ static const struct key_def key_defs[] = {
 };
 
 #define KEY_COUNT_ALL (sizeof(key_defs) / sizeof(key_defs[0]))
+
+const char *config_key_name(size_t i)
+{
+	return i < KEY_COUNT_ALL ? key_defs[i].name : NULL;
+}
 
 struct listen_addr {
 	int family;
@@ -677,6 +715,27 @@ out:
 	return rc;
 }
 
+/* transport = ... and smarthost = ..., parsed by smtp/route.c. */
+static int parse_route_line(struct parser *p, const struct key_def *k, const char *value)
+{
+	struct config *cfg = p->cfg;
+	bool smarthost = k->type == KEY_SMARTHOST;
+	struct route r;
+	char *error = NULL;
+
+	if (route_parse(value, smarthost, &r, &error) < 0) {
+		int rc = fail_at(p, p->line, "%s: " QFMT ": %s", k->name, QARG(value), error);
+		free(error);
+		return rc;
+	}
+	r.line = p->line;
+	struct route **list = smarthost ? &cfg->smarthosts : &cfg->transports;
+	size_t *n = smarthost ? &cfg->n_smarthosts : &cfg->n_transports;
+	*list = xrealloc(*list, (*n + 1) * sizeof(**list));
+	(*list)[(*n)++] = r;
+	return 0;
+}
+
 static int parse_bool(const char *s, bool *b_r)
 {
 	if (strcmp(s, "yes") == 0 || strcmp(s, "true") == 0 || strcmp(s, "on") == 0) {
@@ -783,6 +842,9 @@ static int set_value(struct parser *p, const struct key_def *k, char *value)
 			return fail_at(p, p->line, "%s: must be at least 1s", k->name);
 		*(uint64_t *)(void *)(base + k->offset) = n;
 		return 0;
+	case KEY_TRANSPORT:
+	case KEY_SMARTHOST:
+		return parse_route_line(p, k, value);
 	}
 	return fail_at(p, p->line, "%s: internal error", k->name);
 }
@@ -928,6 +990,30 @@ static int check_all(struct parser *p)
 	if (p->cfg->recipient_delimiter != NULL && strlen(p->cfg->recipient_delimiter) != 1)
 		return fail_at(p, seen_line(p, "recipient_delimiter"), "recipient_delimiter: "
 			       "expected one character such as + or -, or an empty value for none");
+	if (cfg->queue_retry == NULL)
+		return fail_at(p, seen_line(p, "queue_retry"), "queue_retry: expected waits such as \"1m 5m 1h\"");
+	if (cfg->outbound_tls == NULL || (strcmp(cfg->outbound_tls, "none") != 0 && strcmp(cfg->outbound_tls, "opportunistic") != 0 &&
+	    strcmp(cfg->outbound_tls, "require") != 0))
+		return fail_at(p, seen_line(p, "outbound_tls"), "outbound_tls: expected none, opportunistic "
+			       "or require");
+	if (cfg->outbound_port > 65535)
+		return fail_at(p, seen_line(p, "outbound_port"), "outbound_port: must be 1-65535");
+	for (char *q = cfg->queue_retry, *end; *q != '\0'; q = end) {
+		char word[32];
+		uint64_t ms;
+		while (*q == ' ')
+			q++;
+		end = q;
+		while (*end != '\0' && *end != ' ')
+			end++;
+		size_t len = (size_t)(end - q);
+		if (len == 0)
+			break;
+		snprintf(word, sizeof(word), "%.*s", (int)(len < sizeof(word) ? len : sizeof(word) - 1), q);
+		if (len >= sizeof(word) || config_parse_duration(word, &ms) < 0 || ms < 1000)
+			return fail_at(p, seen_line(p, "queue_retry"), "queue_retry: \"%s\" is not a duration of "
+				       "at least 1s; expected e.g. \"1m 5m 15m 30m 1h\"", word);
+	}
 	if (cfg->n_listens == 0)
 		return fail_at(p, 0, "no listen = line; at least one listener is needed, "
 			       "e.g. \"listen = smtp 0.0.0.0:25\"");

@@ -51,6 +51,8 @@ struct config_listen {
 	int port;
 };
 
+struct route;
+
 struct config {
 	char *path;              /* the file read, or NULL for the development setup */
 	bool dev_setup;          /* no file: loopback, ./postbote-data, ports + 2000 */
@@ -96,6 +98,21 @@ struct config {
 	bool submission_check_sender;    /* MAIL FROM must be the user's own address */
 	/* POP3 (src/pop3). */
 	/* IMAP (src/imap). */
+	/* Outbound queue and delivery (src/smtp/queue*, route, outbound*). */
+	char *queue_retry;               /* "1m 5m 15m 30m 1h": waits between attempts, the last repeats */
+	uint64_t queue_lifetime_ms;      /* then the message bounces */
+	uint64_t queue_delay_warning_ms; /* tell the sender after this long; 0 = never */
+	unsigned outbound_max_connections;  /* all destinations together */
+	unsigned outbound_max_per_domain;   /* connections to one destination */
+	unsigned outbound_port;          /* port of MX hosts; 25 but for tests */
+	char *outbound_tls;              /* none, opportunistic, require: towards MX hosts */
+	bool outbound_tls_verify;        /* check MX hosts' certificates */
+	bool outbound_ipv4_only;         /* never connect over IPv6 */
+	char *dns_servers;               /* "IP[:PORT] ..."; NULL = /etc/resolv.conf */
+	struct route *transports;        /* transport = DOMAIN HOST[:PORT] ... */
+	size_t n_transports;
+	struct route *smarthosts;        /* smarthost = HOST[:PORT] ... */
+	size_t n_smarthosts;
 
 	/* Store (src/maildir). */
 	size_t quota_bytes;              /* per account, 0 = no limit */
@@ -128,6 +145,10 @@ int config_load(const char *path, struct config *cfg, char **error_r);
 /* As config_load, but from a string (used by tests and the fuzz target);
  * name is used in error messages. */
 int config_parse(const char *name, const char *text, size_t len, struct config *cfg, char **error_r);
+
+/* The keys the parser knows, for the test that keeps the documentation
+ * and the example in step: name of key i, NULL past the last. */
+const char *config_key_name(size_t i);
 
 /* Free everything *cfg owns; it may be loaded again afterwards. */
 void config_free(struct config *cfg);
