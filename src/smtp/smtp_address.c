@@ -89,6 +89,9 @@ static size_t parse_local(const char *p, bool utf8, struct smtp_path *path, char
 			n++;
 		}
 		n++;
+		/* Longer can never fit; out holds 2 * SMTP_LOCAL_MAX + 2 at most then. */
+		if (c > SMTP_LOCAL_MAX)
+			return 0;
 		content[c] = '\0';
 		/* "john.doe" is john.doe (RFC 5321 4.1.2: prefer the plain form). */
 		bool dot_string = c > 0 && content[0] != '.' && content[c - 1] != '.';
@@ -123,6 +126,8 @@ static size_t parse_local(const char *p, bool utf8, struct smtp_path *path, char
 				break;
 			n++;
 		}
+		if (n > SMTP_LOCAL_MAX)
+			return 0; /* before the copy: out is not much bigger */
 		memcpy(out, p, n);
 		o = n;
 		for (size_t i = 0; i < n; i++) {
