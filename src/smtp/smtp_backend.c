@@ -25,6 +25,7 @@
 #include "core/xalloc.h"
 #include "maildir/index.h"
 #include "maildir/store.h"
+#include "smtp/queue.h"
 
 /* Content is gathered this much before each write(2). */
 #define SPOOL_CHUNK (32 * 1024)
@@ -33,11 +34,16 @@ struct smtp_backend_real {
 	struct smtp_backend b;      /* first: the table handed to sessions */
 	struct services svc;
 	char *spool_dir;
+	struct queue *queue;        /* NULL until outbound delivery runs */
+	void (*queued)(void *arg);
+	void *queued_arg;
 };
 
 struct spool {
 	int fd;
 	char *path;
+	uint64_t written;           /* octets so far */
+	uint64_t trace_len;         /* our Return-Path line, not sent on by the queue */
 	size_t n;                   /* bytes in buf */
 	char buf[SPOOL_CHUNK];
 };
@@ -49,12 +55,24 @@ struct delivery {
 	smtp_deliver_cb cb;         /* NULL once cancelled */
 	void *arg;
 	size_t n_env_rcpts;
+	int waiting;                /* store and queue parts not done yet */
+	bool store_started;
+	bool queue_failed;
+	struct queue_add_rcpt *remote;  /* addresses for the queue */
+	char **remote_owned;
+	size_t n_remote;
 	size_t **rcpt_of;           /* per envelope recipient: its store rcpts */
 	size_t *n_rcpt_of;
 	const char **outcomes;
 	char **accounts;            /* owned strings behind d.rcpts */
 	char **maildirs;
 };
+
+static bool be_can_relay(void *ctx)
+{
+	struct smtp_backend_real *be = ctx;
+	return be->queue != NULL;
+}
 
 static bool be_domain_is_local(void *ctx, const char *domain)
 {
@@ -196,6 +214,11 @@ static int be_spool_write(void *spool, const void *data, size_t len)
 	struct spool *sp = spool;
 	const char *p = data;
 
+	if (sp->written == 0 && len > 12 && memcmp(data, "Return-Path:", 12) == 0) {
+		const char *lf = memchr(data, '\n', len);
+		sp->trace_len = lf ? (uint64_t)(lf - p) + 1 : 0;
+	}
+	sp->written += len;
 	while (len > 0) {
 		size_t room = sizeof(sp->buf) - sp->n;
 		size_t n = len < room ? len : room;
@@ -243,6 +266,10 @@ static void delivery_free(struct delivery *dv)
 	free(dv->rcpt_of);
 	free(dv->n_rcpt_of);
 	free(dv->outcomes);
+	for (size_t i = 0; i < dv->n_remote; i++)
+		free(dv->remote_owned[i]);
+	free(dv->remote_owned);
+	free(dv->remote);
 	free(dv);
 }
 
@@ -267,15 +294,24 @@ static int delivery_rank(enum store_result r)
 	}
 }
 
-static void delivery_done(struct store_delivery *d)
+/* Both parts (local store, outbound queue) report here; the reply waits
+ * for the last of them. */
+static void delivery_finish(struct delivery *dv)
 {
-	struct delivery *dv = d->ctx;
+	struct store_delivery *d = &dv->d;
 	struct smtp_deliver_result res = { .status = SMTP_DELIVERED, .durable_ms = d->durable_ms };
-	int worst = 0;
+	int worst = dv->queue_failed ? 3 : 0;
 
+	if (--dv->waiting > 0)
+		return;
 	for (size_t i = 0; i < dv->n_env_rcpts; i++) {
-		enum store_result r = STORE_TEMPFAIL;
-		int rank = -1;
+		enum store_result r = STORE_OK;
+		int rank = 0;
+		if (dv->outcomes[i] != NULL) {
+			if (dv->queue_failed)
+				dv->outcomes[i] = "tempfail";
+			continue; /* queued for another domain */
+		}
 		for (size_t k = 0; k < dv->n_rcpt_of[i]; k++) {
 			enum store_result rk = d->rcpts[dv->rcpt_of[i][k]].result;
 			if (delivery_rank(rk) > rank) {
@@ -283,9 +319,9 @@ static void delivery_done(struct store_delivery *d)
 				r = rk;
 			}
 		}
-		if (d->result == STORE_TEMPFAIL)
+		if (dv->store_started && d->result == STORE_TEMPFAIL)
 			r = STORE_TEMPFAIL;
-		dv->outcomes[i] = delivery_outcome(r);
+		dv->outcomes[i] = dv->queue_failed ? "tempfail" : delivery_outcome(r);
 		if (delivery_rank(r) > worst)
 			worst = delivery_rank(r);
 	}
@@ -294,7 +330,40 @@ static void delivery_done(struct store_delivery *d)
 	res.outcomes = dv->outcomes;
 	if (dv->cb != NULL)
 		dv->cb(dv->arg, &res);
+	if (res.status == SMTP_DELIVERED && dv->n_remote > 0 && dv->be->queued != NULL)
+		dv->be->queued(dv->be->queued_arg);
 	delivery_free(dv);
+}
+
+static void delivery_done(struct store_delivery *d)
+{
+	delivery_finish(d->ctx);
+}
+
+static void delivery_queued(void *arg, bool ok)
+{
+	struct delivery *dv = arg;
+
+	if (!ok)
+		dv->queue_failed = true;
+	delivery_finish(dv);
+}
+
+static void delivery_add_remote(struct delivery *dv, const char *address, const struct smtp_rcpt *r)
+{
+	for (size_t i = 0; i < dv->n_remote; i++) {
+		if (strcmp(dv->remote[i].address, address) == 0)
+			return;
+	}
+	dv->remote = xrealloc(dv->remote, (dv->n_remote + 1) * sizeof(*dv->remote));
+	dv->remote_owned = xrealloc(dv->remote_owned, (dv->n_remote + 1) * sizeof(char *));
+	dv->remote_owned[dv->n_remote] = xstrdup(address);
+	dv->remote[dv->n_remote] = (struct queue_add_rcpt){
+		.address = dv->remote_owned[dv->n_remote],
+		.orcpt = r ? r->orcpt : NULL,
+		.notify = r ? r->notify : 0,
+	};
+	dv->n_remote++;
 }
 
 /* Add the accounts behind one recipient, once each across the message
@@ -311,9 +380,12 @@ static int delivery_add_rcpt(struct delivery *dv, size_t idx, const char *addres
 		free(error);
 		return -1;
 	}
-	int rc = r.status == RESOLVE_FOUND && r.n_external == 0 && r.n_accounts > 0 ? 0 : -1;
+	bool relay = dv->be->queue != NULL;
+	int rc = r.status == RESOLVE_FOUND && (r.n_external == 0 || relay) ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < r.n_external; i++)
+		delivery_add_remote(dv, r.external[i], NULL);
 	if (rc == 0)
-		dv->rcpt_of[idx] = xcalloc(r.n_accounts, sizeof(size_t));
+		dv->rcpt_of[idx] = xcalloc(r.n_accounts + 1, sizeof(size_t));
 	for (size_t i = 0; rc == 0 && i < r.n_accounts; i++) {
 		size_t k = 0;
 		while (k < dv->d.n_rcpts && strcmp(dv->accounts[k], r.accounts[i]) != 0)
@@ -362,10 +434,19 @@ static void *be_deliver_start(void *ctx, void *spool, const struct smtp_envelope
 	dv->rcpt_of = xcalloc(env->n_rcpts, sizeof(size_t *));
 	dv->n_rcpt_of = xcalloc(env->n_rcpts, sizeof(size_t));
 	dv->outcomes = xcalloc(env->n_rcpts, sizeof(char *));
-	for (size_t i = 0; i < env->n_rcpts && ok; i++)
-		ok = env->rcpts[i].status == SMTP_RCPT_LOCAL && delivery_add_rcpt(dv, i, env->rcpts[i].address) == 0;
-	/* The store reads the file by name; our descriptor is done. */
-	ok = ok && dv->d.n_rcpts > 0 && spool_flush(dv->spool) == 0;
+	for (size_t i = 0; i < env->n_rcpts && ok; i++) {
+		const struct smtp_rcpt *r = &env->rcpts[i];
+		if (r->status == SMTP_RCPT_REMOTE && be->queue != NULL) {
+			delivery_add_remote(dv, r->address, r);
+			dv->outcomes[i] = "queued";
+		}
+		else if (r->status == SMTP_RCPT_LOCAL || (r->status == SMTP_RCPT_FORWARD && be->queue != NULL))
+			ok = delivery_add_rcpt(dv, i, r->address) == 0;
+		else
+			ok = false;
+	}
+	/* The store and the queue read the file by name; our descriptor is done. */
+	ok = ok && (dv->d.n_rcpts > 0 || dv->n_remote > 0) && spool_flush(dv->spool) == 0;
 	if (dv->spool->fd >= 0 && close(dv->spool->fd) < 0)
 		ok = false;
 	dv->spool->fd = -1;
@@ -376,7 +457,19 @@ static void *be_deliver_start(void *ctx, void *spool, const struct smtp_envelope
 	dv->d.spool_path = dv->spool->path;
 	dv->d.cb = delivery_done;
 	dv->d.ctx = dv;
-	store_deliver(be->svc.store, &dv->d);
+	/* Both parts are started before either can finish: callbacks never
+	 * run inside these calls. */
+	dv->waiting = (dv->d.n_rcpts > 0) + (dv->n_remote > 0);
+	if (dv->n_remote > 0) {
+		struct smtp_envelope qenv = *env;
+		qenv.size = dv->spool->written - dv->spool->trace_len;
+		queue_add(be->queue, dv->spool->path, dv->spool->trace_len, &qenv, dv->remote, dv->n_remote,
+			  delivery_queued, dv);
+	}
+	if (dv->d.n_rcpts > 0) {
+		dv->store_started = true;
+		store_deliver(be->svc.store, &dv->d);
+	}
 	return dv;
 }
 
@@ -384,8 +477,9 @@ static void be_deliver_cancel(void *ctx, void *handle)
 {
 	struct delivery *dv = handle;
 	(void)ctx;
-	/* The store cannot be stopped mid-batch; the message may still be
-	 * delivered, and the client that went away will send it again. */
+	/* The store cannot be stopped mid-batch, nor the queue mid-fsync;
+	 * the message may still be delivered, and the client that went away
+	 * will send it again. */
 	dv->cb = NULL;
 }
 
@@ -419,6 +513,7 @@ struct smtp_backend *smtp_backend_new(const struct services *svc)
 	spool_clean(be->spool_dir);
 	be->b = (struct smtp_backend){
 		.ctx = be,
+		.can_relay = be_can_relay,
 		.domain_is_local = be_domain_is_local,
 		.rcpt_check = be_rcpt_check,
 		.sender_owned = be_sender_owned,
@@ -431,6 +526,15 @@ struct smtp_backend *smtp_backend_new(const struct services *svc)
 		.deliver_cancel = be_deliver_cancel,
 	};
 	return &be->b;
+}
+
+void smtp_backend_set_queue(struct smtp_backend *b, struct queue *q, void (*queued)(void *arg), void *arg)
+{
+	struct smtp_backend_real *be = (struct smtp_backend_real *)b;
+
+	be->queue = q;
+	be->queued = queued;
+	be->queued_arg = arg;
 }
 
 void smtp_backend_free(struct smtp_backend **bp)

@@ -79,6 +79,9 @@ typedef void (*smtp_deliver_cb)(void *arg, const struct smtp_deliver_result *r);
 struct smtp_backend {
 	void *ctx;
 
+	/* Mail for other domains can be queued (the outbound queue runs).
+	 * Until it does, such recipients are answered "try later". */
+	bool (*can_relay)(void *ctx);
 	/* Is the domain one of ours (compared without case)? */
 	bool (*domain_is_local)(void *ctx, const char *domain);
 	/* Look up a recipient whose domain is local or not. */
@@ -106,9 +109,13 @@ struct smtp_backend {
 };
 
 struct services;
+struct queue;
 
 /* The server's backend over its user database, verifier and store. */
 struct smtp_backend *smtp_backend_new(const struct services *svc);
 void smtp_backend_free(struct smtp_backend **b);
+/* Hand mail for other domains to the outbound queue from now on; queued(arg)
+ * runs after each message is queued, to wake the scheduler. */
+void smtp_backend_set_queue(struct smtp_backend *b, struct queue *q, void (*queued)(void *arg), void *arg);
 
 #endif

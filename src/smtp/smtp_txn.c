@@ -239,9 +239,12 @@ static const char *smtp_rcpt_policy(struct smtp_session *sm, struct smtp_path *p
 	if (domain == NULL || path->address_literal || !sm->be->domain_is_local(sm->be->ctx, domain + 1)) {
 		if (!authenticated)
 			return "554 5.7.1 Relay access denied";
-		/* Outbound delivery is not built yet: never accept and
-		 * drop, say "later" instead. */
-		return "451 4.3.2 Delivery to other domains is not available yet, try again later";
+		/* Without a running queue, never accept and drop: say
+		 * "later" instead. */
+		if (sm->be->can_relay == NULL || !sm->be->can_relay(sm->be->ctx))
+			return "451 4.3.2 Delivery to other domains is not available now, try again later";
+		*st_r = SMTP_RCPT_REMOTE;
+		return NULL;
 	}
 	*st_r = sm->be->rcpt_check(sm->be->ctx, path->address);
 	switch (*st_r) {
@@ -250,12 +253,13 @@ static const char *smtp_rcpt_policy(struct smtp_session *sm, struct smtp_path *p
 	case SMTP_RCPT_UNKNOWN:
 		return "550 5.1.1 No such user here";
 	case SMTP_RCPT_FORWARD:
-		return "451 4.3.2 Forwarding to other domains is not available yet, try again later";
+		if (sm->be->can_relay != NULL && sm->be->can_relay(sm->be->ctx))
+			return NULL;
+		return "451 4.3.2 Forwarding to other domains is not available now, try again later";
 	case SMTP_RCPT_FULL:
 		return "452 4.2.2 Mailbox full";
 	case SMTP_RCPT_REMOTE:
-		return authenticated ? "451 4.3.2 Delivery to other domains is not available yet, try again later"
-				     : "554 5.7.1 Relay access denied";
+		return "554 5.7.1 Relay access denied";
 	default:
 		return "451 4.3.0 Local error in processing, try again later";
 	}
