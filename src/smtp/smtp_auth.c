@@ -26,6 +26,7 @@ static void smtp_auth_done(void *arg, enum auth_result result, const char *accou
 	enum session_effect then = SESSION_EFFECT_NONE;
 
 	sm->auth_handle = NULL;
+	sm->auth_busy = false;
 	sm->state = SMTP_STATE_READY;
 	switch (result) {
 	case AUTH_OK:
@@ -48,15 +49,20 @@ static void smtp_auth_done(void *arg, enum auth_result result, const char *accou
 /* Hand the credentials to the backend; the reply comes in smtp_auth_done. */
 static enum session_effect smtp_auth_check(struct smtp_session *sm, struct sasl_credentials *cred)
 {
-	sm->auth_handle = sm->be->auth_start(sm->be->ctx, cred->user, cred->password, session_peer(sm->s),
-					     smtp_auth_done, sm);
+	/* Busy before the call: a backend may answer before it returns. */
+	sm->state = SMTP_STATE_BUSY;
+	sm->auth_busy = true;
+	void *handle = sm->be->auth_start(sm->be->ctx, cred->user, cred->password, session_peer(sm->s),
+					  smtp_auth_done, sm);
 	sasl_credentials_wipe(cred);
 	sasl_login_free(&sm->login);
-	if (sm->auth_handle == NULL) {
+	if (handle == NULL) {
+		sm->auth_busy = false;
 		sm->state = SMTP_STATE_READY;
 		return smtp_error(sm, "535 5.7.8 Authentication credentials invalid");
 	}
-	sm->state = SMTP_STATE_BUSY;
+	if (sm->auth_busy)
+		sm->auth_handle = handle; /* else it finished already */
 	return SESSION_EFFECT_WAIT;
 }
 

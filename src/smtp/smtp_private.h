@@ -52,6 +52,7 @@ struct smtp_txn {
 	bool bdat_refused;                /* BDAT after an error: read and drop */
 	uint64_t bdat_chunk;              /* size of the chunk being read */
 	uint64_t bdat_seen;               /* octets of it read so far */
+	enum smtp_state bdat_state;       /* the state to return to after the chunk */
 };
 
 struct smtp_session {
@@ -69,9 +70,11 @@ struct smtp_session {
 	bool auth_plain;                  /* which mechanism the response is for */
 	struct sasl_login *login;
 	void *auth_handle;
+	bool auth_busy;                   /* a password check is under way */
 
 	struct smtp_txn txn;
 	void *deliver_handle;
+	bool deliver_busy;                /* a delivery is under way */
 	uint64_t started_ms;
 };
 

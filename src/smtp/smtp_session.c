@@ -262,6 +262,8 @@ static enum session_effect smtp_tls_started(void *state)
 	sm->state = SMTP_STATE_GREETED;
 	sm->esmtp = false;
 	sm->helo[0] = '\0';
+	free(sm->auth_user);
+	sm->auth_user = NULL;
 	return SESSION_EFFECT_NONE;
 }
 

@@ -431,6 +431,7 @@ static void smtp_deliver_done(void *arg, const struct smtp_deliver_result *r)
 	};
 
 	sm->deliver_handle = NULL;
+	sm->deliver_busy = false;
 	smtp_log_message(sm, names[r->status], r->outcomes, r->durable_ms);
 	switch (r->status) {
 	case SMTP_DELIVERED:
@@ -493,14 +494,20 @@ static enum session_effect smtp_content_end(struct smtp_session *sm)
 	};
 	void *spool = t->spool;
 	t->spool = NULL; /* the backend's now, whatever happens */
-	sm->deliver_handle = sm->be->deliver_start(sm->be->ctx, spool, &env, smtp_deliver_done, sm);
-	if (sm->deliver_handle == NULL) {
+	/* Busy before the call: a backend may answer before it returns. */
+	sm->state = SMTP_STATE_BUSY;
+	sm->deliver_busy = true;
+	void *handle = sm->be->deliver_start(sm->be->ctx, spool, &env, smtp_deliver_done, sm);
+	if (handle == NULL) {
+		sm->deliver_busy = false;
+		sm->state = SMTP_STATE_READY;
 		smtp_log_message(sm, "tempfail", NULL, 0);
 		session_reply(sm->s, "451 4.3.0 Local error in processing, try again later\r\n");
 		smtp_txn_reset(sm);
 		return SESSION_EFFECT_NONE;
 	}
-	sm->state = SMTP_STATE_BUSY;
+	if (sm->deliver_busy)
+		sm->deliver_handle = handle; /* else it finished already */
 	return SESSION_EFFECT_WAIT;
 }
 
@@ -558,9 +565,11 @@ static enum session_effect smtp_bdat_chunk_end(struct smtp_session *sm)
 {
 	struct smtp_txn *t = &sm->txn;
 
-	sm->state = SMTP_STATE_READY;
+	sm->state = t->bdat_state;
 	if (t->bdat_refused) {
 		t->bdat_refused = false;
+		if (sm->state == SMTP_STATE_GREETED)
+			return smtp_error(sm, "503 5.5.1 Send EHLO or HELO first");
 		return smtp_error(sm, t->active ? "503 5.5.1 Need RCPT command first"
 						: "503 5.5.1 Need MAIL command first");
 	}
@@ -597,7 +606,8 @@ enum session_effect smtp_cmd_bdat(struct smtp_session *sm, const char *args)
 	}
 	t->bdat_chunk = size;
 	t->bdat_last = last;
-	if (!t->active || t->n_rcpts == 0) {
+	t->bdat_state = sm->state;
+	if (sm->state == SMTP_STATE_GREETED || !t->active || t->n_rcpts == 0) {
 		/* The chunk is read and dropped, then refused. */
 		t->bdat_refused = true;
 	} else if (!t->bdat) {
@@ -605,7 +615,6 @@ enum session_effect smtp_cmd_bdat(struct smtp_session *sm, const char *args)
 			t->spool_failed = true;
 		t->bdat = true;
 	}
-	t->bdat_cr = false;
 	if (size == 0)
 		return smtp_bdat_chunk_end(sm);
 	sm->state = SMTP_STATE_BDAT;
