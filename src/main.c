@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  quota ADDRESS [SIZE [MESSAGES]]    show or set an account's limits\n"
 		"  queue list|show|flush|del [ID]     look at and manage the outbound queue\n"
 		"  reindex [ADDRESS...]               rebuild the mailbox index from the Maildirs\n"
+		"  dkim keygen|list ...               DKIM signing keys (dkim help for more)\n"
+		"  dns [DOMAIN...]                    print the DNS records a domain needs\n"
 		"  version                            print the version\n"
 		"  help                               print this text\n"
 		"\n"
@@ -208,6 +210,10 @@ int main(int argc, char **argv)
 		return cli_queue_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "reindex") == 0)
 		return cli_reindex_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "dkim") == 0)
+		return cli_dkim_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "dns") == 0)
+		return cli_dns_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("postbote %s\n", POSTBOTE_VERSION);
 		return 0;

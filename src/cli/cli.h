@@ -48,6 +48,8 @@ int cli_user_main(int argc, char **argv);
 int cli_alias_main(int argc, char **argv);
 int cli_quota_main(int argc, char **argv);
 int cli_reindex_main(int argc, char **argv);
+int cli_dkim_main(int argc, char **argv);   /* cli_dkim.c */
+int cli_dns_main(int argc, char **argv);    /* cli_dns.c */
 int cli_queue_main(int argc, char **argv);
 
 #endif
