@@ -16,12 +16,15 @@
 
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "core/fileio.h"
+#include "smtp/dkim_sign.h"
 #include "smtp/queue_record.h"
 
 struct queue {
 	struct services svc;
 	char *dir;
 	unsigned pending;
+	struct dkim_keyring ring;   /* read-only while jobs run */
 };
 
 struct queue_add_req {
@@ -51,6 +54,47 @@ static int fsync_path(const char *path, int flags)
 	return rc;
 }
 
+/* Write the queue file as the DKIM-Signature fields followed by the
+ * message (without our Return-Path line), fsynced. Returns 0 or -1. */
+static int queue_write_signed(struct queue_add_req *r, const char *path, const char *fields)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	int in = open(r->spool_path, O_RDONLY | O_CLOEXEC);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char chunk[64 * 1024];
+	uint64_t off = r->e.body_offset, total = strlen(fields);
+	int rc = in >= 0 && out >= 0 && fileio_write_all(out, fields, strlen(fields)) == 0 ? 0 : -1;
+
+	while (rc == 0) {
+		ssize_t n = pread(in, chunk, sizeof(chunk), (off_t)off);
+		if (n < 0)
+			rc = -1;
+		if (n <= 0)
+			break;
+		off += (uint64_t)n;
+		total += (uint64_t)n;
+		if (fileio_write_all(out, chunk, (size_t)n) < 0)
+			rc = -1;
+	}
+	if (rc == 0 && fsync(out) < 0)
+		rc = -1;
+	if (out >= 0 && close(out) < 0)
+		rc = -1;
+	if (in >= 0)
+		close(in);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -1;
+	if (rc < 0) {
+		log_error("queue %s: writing %s: %s", r->e.id, path, strerror(errno));
+		unlink(tmp);
+	} else {
+		r->e.body_offset = 0;
+		r->e.size = total;
+	}
+	free(tmp);
+	return rc;
+}
+
 static void queue_add_work(uv_work_t *w)
 {
 	struct queue_add_req *r = w->data;
@@ -61,7 +105,23 @@ static void queue_add_work(uv_work_t *w)
 	int rc;
 
 	r->ok = false;
-	if (link(r->spool_path, path) < 0) {
+	/* Mail our users submit is signed for the domain of its From
+	 * (contract: DKIM as it enters the queue); a failure to sign sends
+	 * it unsigned rather than not at all. */
+	char *fields = NULL;
+	if (r->e.auth_user != NULL && q->ring.n_sets > 0 &&
+	    dkim_sign_file(r->spool_path, r->e.body_offset, &q->ring, NULL, time(NULL), "\n", &fields,
+			   &error) < 0) {
+		log_warn("queue %s: sent unsigned: %s", r->e.id, error);
+		free(error);
+		error = NULL;
+	}
+	if (fields != NULL) {
+		rc = queue_write_signed(r, path, fields);
+		free(fields);
+		if (rc < 0)
+			goto out;
+	} else if (link(r->spool_path, path) < 0) {
 		log_error("queue %s: link %s: %s", r->e.id, path, strerror(errno));
 		goto out;
 	}
@@ -188,6 +248,13 @@ int queue_open(const struct services *svc, struct queue **q_r, char **error_r)
 		return -1;
 	}
 	queue_clean_orphans(q);
+	char *error = NULL;
+	if (dkim_keyring_load(svc->cfg->data_dir, svc->cfg->domains, svc->cfg->n_domains, &q->ring, &error) < 0) {
+		/* A broken key must not stop mail: it goes out unsigned, and
+		 * the log says why. */
+		log_error("queue: DKIM keys not loaded, mail goes out unsigned: %s", error);
+		free(error);
+	}
 	*q_r = q;
 	return 0;
 }
@@ -199,6 +266,7 @@ void queue_close(struct queue **qp)
 	if (q == NULL)
 		return;
 	*qp = NULL;
+	dkim_keyring_free(&q->ring);
 	free(q->dir);
 	free(q);
 }

@@ -8,6 +8,7 @@
 #include "core/fileio.h"
 #include "core/services.h"
 #include "core/xalloc.h"
+#include "smtp/dkim_keys.h"
 #include "smtp/queue.h"
 #include "smtp/queue_record.h"
 #include "storeutil.h"
@@ -168,6 +169,73 @@ START_TEST(add_is_durable_and_listed)
 }
 END_TEST
 
+START_TEST(submitted_mail_is_dkim_signed)
+{
+	struct tstore t;
+	struct queue *q;
+	struct dkim_key key;
+	char *error = NULL;
+	bool exists;
+
+	tstore_open(&t);
+	t.cfg.domains = xcalloc(1, sizeof(char *));
+	t.cfg.domains[0] = xstrdup("example.test");
+	t.cfg.n_domains = 1;
+	char *kpath = dkim_key_path(t.dir, "example.test", "sel");
+	ck_assert_int_eq(dkim_key_generate(DKIM_KEY_ED25519, 0, "sel", &key, &error), 0);
+	ck_assert_int_eq(dkim_key_write(&key, kpath, false, (uid_t)-1, (gid_t)-1, &exists, &error), 0);
+	dkim_key_free(&key);
+	struct services svc = { .loop = &t.loop, .cfg = &t.cfg, .db = t.db, .store = t.st };
+	ck_assert_int_eq(queue_open(&svc, &q, &error), 0);
+
+	static const char msg[] = "Return-Path: <alice@example.test>\nFrom: alice@example.test\nSubject: s\n\nbody\n";
+	const char *ids[] = { "signed.1.1", "forwarded.1.2" };
+	for (int i = 0; i < 2; i++) {
+		char *spool = tstore_spool(&t, msg, strlen(msg));
+		struct smtp_envelope env = { .id = ids[i], .sender = "alice@example.test",
+					     .auth_user = i == 0 ? "alice@example.test" : NULL, .size = strlen(msg) - 34 };
+		struct queue_add_rcpt add = { .address = "bob@remote.test" };
+		added_called = false;
+		queue_add(q, spool, 34, &env, &add, 1, added, NULL);
+		while (!added_called)
+			uv_run(&t.loop, UV_RUN_ONCE);
+		ck_assert(added_ok);
+		free(spool);
+	}
+	/* Submitted by a user: signed, our Return-Path gone. Passing
+	 * through (no user): the file as it came. */
+	char *path = queue_file_path(&t.cfg, "signed.1.1"), *content;
+	size_t len;
+	bool missing;
+	ck_assert_int_eq(fileio_read_file(path, 1 << 20, &content, &len, &missing, &error), 0);
+	ck_assert_msg(strncmp(content, "DKIM-Signature: v=1; a=ed25519-sha256;", 38) == 0, "%s", content);
+	ck_assert_ptr_nonnull(strstr(content, "d=example.test"));
+	ck_assert_ptr_null(strstr(content, "Return-Path"));
+	ck_assert_ptr_nonnull(strstr(content, "\nFrom: alice@example.test\nSubject: s\n\nbody\n"));
+	MDB_txn *txn;
+	struct queue_entry e;
+	ck_assert_int_eq(mdb_txn_begin(t.db->env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(queue_db_get(txn, t.db, "signed.1.1", &e, &error), 0);
+	ck_assert_uint_eq(e.body_offset, 0);
+	ck_assert_uint_eq(e.size, len);
+	queue_entry_free(&e);
+	ck_assert_int_eq(queue_db_get(txn, t.db, "forwarded.1.2", &e, &error), 0);
+	ck_assert_uint_eq(e.body_offset, 34);
+	queue_entry_free(&e);
+	mdb_txn_abort(txn);
+	free(content);
+	free(path);
+	path = queue_file_path(&t.cfg, "forwarded.1.2");
+	ck_assert_int_eq(fileio_read_file(path, 1 << 20, &content, &len, &missing, &error), 0);
+	ck_assert_str_eq(content, msg);
+	free(content);
+	free(path);
+	free(kpath);
+	queue_close(&q);
+	tstore_destroy(&t);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -175,6 +243,7 @@ static Suite *queue_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, record_round_trip);
 	tcase_add_test(tc, add_is_durable_and_listed);
+	tcase_add_test(tc, submitted_mail_is_dkim_signed);
 	suite_add_tcase(s, tc);
 	return s;
 }
