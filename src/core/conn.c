@@ -45,7 +45,10 @@ struct conn {
 	uv_tcp_t tcp;                 /* first, so the handle address is the conn's */
 	uv_timer_t timer;
 	struct server *srv;
-	struct listener *listener;
+	/* Copied from the listener, which is freed when the server stops
+	 * while this connection may still be saying goodbye. */
+	const struct session_proto *proto;
+	char listener_name[96];
 	struct conn *prev, *next;
 	struct session *session;
 	struct tls_conn *tls;
@@ -144,11 +147,11 @@ static void conn_log_close(struct conn *c)
 	const char *ver = c->tls && tls_conn_handshake_done(c->tls) ? tls_conn_version(c->tls) : NULL;
 
 	log_info("conn %llu close: peer=%s:%d listener=%s tls=%s%s%s in=%llu out=%llu duration=%llu.%03llus",
-		 (unsigned long long)c->id, c->peer, c->peer_port, c->listener->name,
+		 (unsigned long long)c->id, c->peer, c->peer_port, c->listener_name,
 		 ver ? ver : "no", ver ? "/" : "", ver ? tls_conn_cipher(c->tls) : "",
 		 (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 		 (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
-	trace_event(c->listener->proto->name, c->id, "connection closed");
+	trace_event(c->proto->name, c->id, "connection closed");
 }
 
 void conn_abort(struct conn *c)
@@ -369,11 +372,11 @@ static void conn_tls_ready(struct conn *c)
 
 	c->tls_handshaking = false;
 	log_debug("conn %llu: TLS %s %s", (unsigned long long)c->id, ver, cipher);
-	trace_event(c->listener->proto->name, c->id, "TLS started: %s, %s", ver, cipher);
+	trace_event(c->proto->name, c->id, "TLS started: %s, %s", ver, cipher);
 	if (c->refusing) {
 		struct buf out;
 		buf_init(&out, 1024);
-		c->listener->proto->refuse(&out, c->refusal, c->srv->cfg->hostname);
+		c->proto->refuse(&out, c->refusal, c->srv->cfg->hostname);
 		conn_send(c, &out);
 		buf_free(&out);
 		conn_close_graceful(c);
@@ -548,7 +551,8 @@ void conn_accept(struct listener *l)
 	struct conn *c = xcalloc(1, sizeof(*c));
 
 	c->srv = srv;
-	c->listener = l;
+	c->proto = l->proto;
+	snprintf(c->listener_name, sizeof(c->listener_name), "%s", l->name);
 	c->refs = 1;
 	c->id = ++srv->next_id;
 	c->started_ms = uv_now(srv->loop);

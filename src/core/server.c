@@ -28,6 +28,8 @@
 #include "imap/imap_session.h"
 #include "maildir/store.h"
 #include "pop3/pop3_session.h"
+#include "smtp/outbound.h"
+#include "smtp/queue.h"
 #include "smtp/smtp_backend.h"
 #include "smtp/smtp_session.h"
 
@@ -218,6 +220,10 @@ int server_open_store(struct server *srv, char **error_r)
 		.loop = srv->loop, .cfg = srv->cfg, .db = srv->db, .store = srv->store, .auth = srv->auth,
 	};
 	srv->smtp_backend = smtp_backend_new(&srv->svc);
+	if (queue_open(&srv->svc, &srv->queue, error_r) < 0 ||
+	    outbound_new(&srv->svc, srv->queue, &srv->outbound, error_r) < 0)
+		return -1;
+	smtp_backend_set_queue(srv->smtp_backend, srv->queue, outbound_queued, srv->outbound);
 	return 0;
 }
 
@@ -323,6 +329,9 @@ void server_stop(struct server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	/* Attempts under way are abandoned (tried again after a restart);
+	 * record updates and bounces already started finish. */
+	outbound_stop(srv->outbound);
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		uv_close((uv_handle_t *)&srv->listeners[i]->tcp, server_listener_closed);
 	srv->n_listeners = 0;
@@ -475,8 +484,12 @@ void server_free(struct server **srvp)
 		auth_free(&srv->auth);
 		uv_run(srv->loop, UV_RUN_DEFAULT);
 	}
+	/* The outbound engine's own work (record updates, bounces into the
+	 * store or the queue) finishes before the store closes. */
+	outbound_free(&srv->outbound);
 	/* Deliveries still queued finish here; their callbacks run. */
 	store_close(&srv->store);
+	queue_close(&srv->queue);
 	smtp_backend_free(&srv->smtp_backend);
 	db_close(&srv->db);
 	free(srv->listeners);

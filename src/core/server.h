@@ -28,6 +28,8 @@ struct auth;
 struct conn;
 struct store;
 struct smtp_backend;
+struct queue;
+struct outbound;
 
 struct listener {
 	uv_tcp_t tcp;                       /* first: the handle's address is the listener's */
@@ -46,6 +48,8 @@ struct server {
 	struct auth *auth;                  /* password checks off the loop, throttling */
 	struct services svc;                /* the above, for the protocols' backends */
 	struct smtp_backend *smtp_backend;  /* how SMTP sessions reach accounts and the store */
+	struct queue *queue;                /* outbound messages, durable (DATA/queue + LMDB) */
+	struct outbound *outbound;          /* makes queued mail leave */
 	char *tls_cert_path;                /* the files the context was loaded from */
 	char *tls_key_path;
 
