@@ -15,8 +15,8 @@
 
 #include "cli/cli.h"
 #include "core/xalloc.h"
-#include "smtp/queue.h"
-#include "smtp/queue_record.h"
+#include "mta/queue.h"
+#include "mta/queue_record.h"
 
 static void cli_queue_usage(void)
 {

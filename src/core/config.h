@@ -98,7 +98,7 @@ struct config {
 	bool submission_check_sender;    /* MAIL FROM must be the user's own address */
 	/* POP3 (src/pop3). */
 	/* IMAP (src/imap). */
-	/* Outbound queue and delivery (src/smtp/queue*, route, outbound*). */
+	/* Outbound queue and delivery (src/mta, smtp/route.c). */
 	char *queue_retry;               /* "1m 5m 15m 30m 1h": waits between attempts, the last repeats */
 	uint64_t queue_lifetime_ms;      /* then the message bounces */
 	uint64_t queue_delay_warning_ms; /* tell the sender after this long; 0 = never */

@@ -22,7 +22,7 @@ struct db {
 	MDB_dbi mailboxes;  /* account NUL mailbox name -> record   (maildir/index.c) */
 	MDB_dbi messages;   /* mailbox id, uid -> message record    (maildir/index.c) */
 	MDB_dbi meta;       /* named counters and settings          (both) */
-	MDB_dbi queue;      /* queue id -> outbound message state   (smtp/queue_record.c) */
+	MDB_dbi queue;      /* queue id -> outbound message state   (mta/queue_record.c) */
 };
 
 /* Open (creating when needed) DATA/postbote.mdb with the given map size.

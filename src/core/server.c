@@ -23,14 +23,15 @@
 #include "auth/throttle.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/pop3_glue.h"
+#include "core/smtp_glue.h"
 #include "core/trace.h"
 #include "core/xalloc.h"
 #include "imap/imap_session.h"
 #include "maildir/store.h"
+#include "mta/outbound.h"
+#include "mta/queue.h"
 #include "pop3/pop3_session.h"
-#include "smtp/outbound.h"
-#include "smtp/queue.h"
-#include "smtp/smtp_backend.h"
 #include "smtp/smtp_session.h"
 
 /* sysexits.h values, spelled out so the CLI and the server agree. */
@@ -62,6 +63,9 @@ void *server_backend_for(struct server *srv, enum listener_kind kind)
 	case LISTENER_SUBMISSION:
 	case LISTENER_SUBMISSIONS:
 		return srv->smtp_backend;
+	case LISTENER_POP3:
+	case LISTENER_POP3S:
+		return srv->pop3_backend;
 	default:
 		return NULL;
 	}
@@ -220,6 +224,7 @@ int server_open_store(struct server *srv, char **error_r)
 		.loop = srv->loop, .cfg = srv->cfg, .db = srv->db, .store = srv->store, .auth = srv->auth,
 	};
 	srv->smtp_backend = smtp_backend_new(&srv->svc);
+	srv->pop3_backend = pop3_backend_new(&srv->svc);
 	if (queue_open(&srv->svc, &srv->queue, error_r) < 0 ||
 	    outbound_new(&srv->svc, srv->queue, &srv->outbound, error_r) < 0)
 		return -1;
@@ -491,6 +496,7 @@ void server_free(struct server **srvp)
 	store_close(&srv->store);
 	queue_close(&srv->queue);
 	smtp_backend_free(&srv->smtp_backend);
+	pop3_backend_free(&srv->pop3_backend);
 	db_close(&srv->db);
 	free(srv->listeners);
 	tls_ctx_unref(&srv->tls);

@@ -5,7 +5,7 @@
  * What an SMTP session needs from the rest of the server, as a table of
  * functions: the session (smtp_session.c) decides every reply, the backend
  * looks up accounts, checks passwords, spools and delivers. The server's
- * backend (smtp_backend.c) uses the user database and the store; unit tests
+ * backend (core/smtp_glue.c) uses the user database and the store; unit tests
  * give the session a fake one, so the whole dialogue is tested without
  * disks or threads.
  *
@@ -108,14 +108,5 @@ struct smtp_backend {
 	void (*deliver_cancel)(void *ctx, void *handle);
 };
 
-struct services;
-struct queue;
-
-/* The server's backend over its user database, verifier and store. */
-struct smtp_backend *smtp_backend_new(const struct services *svc);
-void smtp_backend_free(struct smtp_backend **b);
-/* Hand mail for other domains to the outbound queue from now on; queued(arg)
- * runs after each message is queued, to wake the scheduler. */
-void smtp_backend_set_queue(struct smtp_backend *b, struct queue *q, void (*queued)(void *arg), void *arg);
 
 #endif

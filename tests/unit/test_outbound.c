@@ -6,9 +6,9 @@
 
 #include "core/config.h"
 #include "core/xalloc.h"
-#include "smtp/outbound.h"
-#include "smtp/outbound_bounce.h"
-#include "smtp/queue_record.h"
+#include "mta/outbound.h"
+#include "mta/outbound_bounce.h"
+#include "mta/queue_record.h"
 #include "testutil.h"
 
 #define NOW 1700000000

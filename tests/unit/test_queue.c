@@ -9,8 +9,8 @@
 #include "core/services.h"
 #include "core/xalloc.h"
 #include "smtp/dkim_keys.h"
-#include "smtp/queue.h"
-#include "smtp/queue_record.h"
+#include "mta/queue.h"
+#include "mta/queue_record.h"
 #include "storeutil.h"
 #include "testutil.h"
 

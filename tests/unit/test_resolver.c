@@ -24,7 +24,7 @@
 #include <uv.h>
 
 #include "core/log.h"
-#include "smtp/resolver.h"
+#include "mta/resolver.h"
 #include "testutil.h"
 
 /* ---- The private DNS servers ---- */

@@ -196,10 +196,11 @@ END_TEST
 START_TEST(pop3_capa_stls_quit)
 {
 	check_dialogue(&pop3_proto, LISTENER_POP3, "+OK postbote POP3 server ready\r\n",
-		       "capa\r\nXYZW\r\nUSER bob\r\nQUIT\r\n",
-		       "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nPIPELINING\r\nIMPLEMENTATION postbote-"
-		       POSTBOTE_VERSION "\r\n.\r\n-ERR Unknown command\r\n"
-		       "-ERR [SYS/PERM] Mailbox access is not available on this server yet\r\n"
+		       "capa\r\nXYZW\r\nUSER bob\r\nPASS x\r\nQUIT\r\n",
+		       "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+		       "PIPELINING\r\nUSER\r\nSASL PLAIN LOGIN\r\nSTLS\r\nIMPLEMENTATION postbote-"
+		       POSTBOTE_VERSION "\r\n.\r\n-ERR Unknown command\r\n+OK Send your password\r\n"
+		       "-ERR [SYS/PERM] Mailbox access is not available on this server\r\n"
 		       "+OK postbote signing off\r\n",
 		       SESSION_EFFECT_CLOSE);
 	check_dialogue(&pop3_proto, LISTENER_POP3, "+OK postbote POP3 server ready\r\n",

@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_OUTBOUND_H
-#define POSTBOTE_SMTP_OUTBOUND_H
+#ifndef POSTBOTE_MTA_OUTBOUND_H
+#define POSTBOTE_MTA_OUTBOUND_H
 
 /*
  * The outbound engine: makes queued mail (queue.h) leave.
@@ -32,7 +32,7 @@
 #include <time.h>
 
 #include "core/services.h"
-#include "smtp/queue_record.h"
+#include "mta/queue_record.h"
 #include "smtp/queue_schedule.h"
 
 struct outbound;

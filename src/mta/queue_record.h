@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_QUEUE_RECORD_H
-#define POSTBOTE_SMTP_QUEUE_RECORD_H
+#ifndef POSTBOTE_MTA_QUEUE_RECORD_H
+#define POSTBOTE_MTA_QUEUE_RECORD_H
 
 /*
  * One outbound message's state, as kept in the LMDB "queue" database under

@@ -15,7 +15,7 @@
  * the loop (uv_fs_read runs in the thread pool); read more of the message
  * while the socket's write queue is past the high-water mark.
  */
-#include "smtp/outbound_conn.h"
+#include "mta/outbound_conn.h"
 
 #include <errno.h>
 #include <stdio.h>

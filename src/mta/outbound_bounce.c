@@ -6,7 +6,7 @@
  * marks recipients failed only after cb(ok = true). A crash in between
  * sends the notice twice at worst; the other order could lose it.
  */
-#include "smtp/outbound_bounce.h"
+#include "mta/outbound_bounce.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include "core/xalloc.h"
 #include "maildir/store.h"
 #include "smtp/client_reply.h"
-#include "smtp/queue.h"
+#include "mta/queue.h"
 
 #define BOUNCE_RETURN_PATH "Return-Path: <>\n"
 

@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_OUTBOUND_CONN_H
-#define POSTBOTE_SMTP_OUTBOUND_CONN_H
+#ifndef POSTBOTE_MTA_OUTBOUND_CONN_H
+#define POSTBOTE_MTA_OUTBOUND_CONN_H
 
 /*
  * One outgoing SMTP connection: the socket, TLS and timer glue around the

@@ -7,7 +7,7 @@
  *   str orcpt, str last_reply, str remote_mta.
  * A str is u32 length + bytes; length 0xffffffff stands for NULL.
  */
-#include "smtp/queue_record.h"
+#include "mta/queue_record.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_QUEUE_H
-#define POSTBOTE_SMTP_QUEUE_H
+#ifndef POSTBOTE_MTA_QUEUE_H
+#define POSTBOTE_MTA_QUEUE_H
 
 /*
  * The outbound queue: messages for other domains wait here, durable, until

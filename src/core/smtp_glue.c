@@ -7,7 +7,7 @@
  * the page cache, and durability comes later from the store's delivery log
  * flush (contract 3), so nothing here waits for the disk.
  */
-#include "smtp/smtp_backend.h"
+#include "core/smtp_glue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@
 #include "core/xalloc.h"
 #include "maildir/index.h"
 #include "maildir/store.h"
-#include "smtp/queue.h"
+#include "mta/queue.h"
 
 /* Content is gathered this much before each write(2). */
 #define SPOOL_CHUNK (32 * 1024)

@@ -25,7 +25,7 @@
  * callback twice or after cancel, or keep unbounded state for a peer's
  * answer (answers are capped as they are copied out).
  */
-#include "smtp/resolver.h"
+#include "mta/resolver.h"
 
 #include <ares.h>
 #include <arpa/inet.h>

@@ -27,7 +27,7 @@
  * without the server's 2xx to the end of data (only the client decides
  * DELIVERED); send a notice about a message from the null sender.
  */
-#include "smtp/outbound.h"
+#include "mta/outbound.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,10 +48,10 @@
 #include "smtp/client.h"
 #include "smtp/dsn.h"
 #include "smtp/mx_order.h"
-#include "smtp/outbound_bounce.h"
-#include "smtp/outbound_conn.h"
-#include "smtp/queue.h"
-#include "smtp/resolver.h"
+#include "mta/outbound_bounce.h"
+#include "mta/outbound_conn.h"
+#include "mta/queue.h"
+#include "mta/resolver.h"
 #include "smtp/route.h"
 
 #define OB_RUN_BUCKETS 256

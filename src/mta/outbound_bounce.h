@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_OUTBOUND_BOUNCE_H
-#define POSTBOTE_SMTP_OUTBOUND_BOUNCE_H
+#ifndef POSTBOTE_MTA_OUTBOUND_BOUNCE_H
+#define POSTBOTE_MTA_OUTBOUND_BOUNCE_H
 
 /*
  * Sending the outbound queue's delivery status notifications: a bounce
@@ -31,8 +31,8 @@
 
 #include "core/services.h"
 #include "smtp/dsn.h"
-#include "smtp/outbound.h"
-#include "smtp/queue_record.h"
+#include "mta/outbound.h"
+#include "mta/queue_record.h"
 
 struct queue;
 

@@ -1,7 +1,7 @@
 /*
  * The outbound queue's durable half: adding messages (see queue.h).
  */
-#include "smtp/queue.h"
+#include "mta/queue.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 #include "core/xalloc.h"
 #include "core/fileio.h"
 #include "smtp/dkim_sign.h"
-#include "smtp/queue_record.h"
+#include "mta/queue_record.h"
 
 struct queue {
 	struct services svc;

@@ -1,5 +1,5 @@
-#ifndef POSTBOTE_SMTP_RESOLVER_H
-#define POSTBOTE_SMTP_RESOLVER_H
+#ifndef POSTBOTE_MTA_RESOLVER_H
+#define POSTBOTE_MTA_RESOLVER_H
 
 /*
  * Asynchronous DNS for outbound mail: MX lookups (RFC 5321 5.1) and the
