@@ -431,6 +431,28 @@ int server_reload(struct server *srv)
 	cfg->tls_handshake_timeout_ms = next.tls_handshake_timeout_ms;
 	cfg->shutdown_timeout_ms = next.shutdown_timeout_ms;
 	cfg->max_bad_commands = next.max_bad_commands;
+	/* SMTP limits are read when used, so a session picks them up at its
+	 * next command. */
+	cfg->message_size_max = next.message_size_max;
+	cfg->smtp_max_recipients = next.smtp_max_recipients;
+	cfg->smtp_data_line_max = next.smtp_data_line_max;
+	cfg->submission_check_sender = next.submission_check_sender;
+	/* The outbound engine reads these on the loop for each attempt. Its
+	 * retry schedule is also read by record updates in the thread pool,
+	 * and routes are held by attempts: those stay until a restart. */
+	cfg->outbound_max_connections = next.outbound_max_connections;
+	cfg->outbound_max_per_domain = next.outbound_max_per_domain;
+	cfg->outbound_tls_verify = next.outbound_tls_verify;
+	cfg->outbound_ipv4_only = next.outbound_ipv4_only;
+	cfg->outbound_port = next.outbound_port;
+	if (strcmp(cfg->queue_retry, next.queue_retry) != 0 || strcmp(cfg->outbound_tls, next.outbound_tls) != 0 ||
+	    cfg->queue_lifetime_ms != next.queue_lifetime_ms ||
+	    cfg->queue_delay_warning_ms != next.queue_delay_warning_ms ||
+	    (cfg->dns_servers == NULL) != (next.dns_servers == NULL) ||
+	    (cfg->dns_servers != NULL && strcmp(cfg->dns_servers, next.dns_servers) != 0) ||
+	    cfg->n_transports != next.n_transports || cfg->n_smarthosts != next.n_smarthosts)
+		log_warn("reload: queue_retry, queue_lifetime, queue_delay_warning, outbound_tls, dns_servers, "
+			 "transport and smarthost changes need a restart");
 	/* Local domains are looked up afresh for each recipient, never kept
 	 * by a session, so the list can be swapped. */
 	char **domains = cfg->domains;
@@ -453,6 +475,8 @@ int server_reload(struct server *srv)
 	log_setup(cfg->log_level, cfg->log_syslog, cfg->log_facility);
 	if (srv->auth != NULL)
 		throttle_configure(auth_throttle(srv->auth), cfg);
+	if (srv->queue != NULL)
+		queue_reload_keys(srv->queue);
 	config_free(&next);
 	log_info("reload: done");
 	return 0;

@@ -24,12 +24,47 @@ struct queue {
 	struct services svc;
 	char *dir;
 	unsigned pending;
-	struct dkim_keyring ring;   /* read-only while jobs run */
+	struct keys *keys;          /* the DKIM keys new jobs sign with */
 };
+
+/* A loaded set of DKIM keys, shared by the jobs that sign with it. Worker
+ * threads only read it; references are taken and dropped on the loop, so a
+ * reload can swap in new keys while older jobs finish with the old ones. */
+struct keys {
+	struct dkim_keyring ring;
+	unsigned refs;
+};
+
+static struct keys *keys_load(const struct config *cfg)
+{
+	struct keys *k = xcalloc(1, sizeof(*k));
+	char *error = NULL;
+
+	k->refs = 1;
+	if (dkim_keyring_load(cfg->data_dir, cfg->domains, cfg->n_domains, &k->ring, &error) < 0) {
+		/* A broken key must not stop mail: it goes out unsigned, and
+		 * the log says why. */
+		log_error("queue: DKIM keys not loaded, mail goes out unsigned: %s", error);
+		free(error);
+	}
+	return k;
+}
+
+static void keys_unref(struct keys **kp)
+{
+	struct keys *k = *kp;
+
+	*kp = NULL;
+	if (k != NULL && --k->refs == 0) {
+		dkim_keyring_free(&k->ring);
+		free(k);
+	}
+}
 
 struct queue_add_req {
 	uv_work_t work;
 	struct queue *q;
+	struct keys *keys;          /* a reference, for the worker */
 	struct queue_entry e;
 	char *spool_path;
 	queue_added_cb cb;          /* NULL once cancelled */
@@ -109,8 +144,8 @@ static void queue_add_work(uv_work_t *w)
 	 * (contract: DKIM as it enters the queue); a failure to sign sends
 	 * it unsigned rather than not at all. */
 	char *fields = NULL;
-	if (r->e.auth_user != NULL && q->ring.n_sets > 0 &&
-	    dkim_sign_file(r->spool_path, r->e.body_offset, &q->ring, NULL, time(NULL), "\n", &fields,
+	if (r->e.auth_user != NULL && r->keys->ring.n_sets > 0 &&
+	    dkim_sign_file(r->spool_path, r->e.body_offset, &r->keys->ring, NULL, time(NULL), "\n", &fields,
 			   &error) < 0) {
 		log_warn("queue %s: sent unsigned: %s", r->e.id, error);
 		free(error);
@@ -162,6 +197,7 @@ static void queue_add_done(uv_work_t *w, int status)
 			 (unsigned long long)r->e.size);
 	if (r->cb != NULL)
 		r->cb(r->arg, r->ok);
+	keys_unref(&r->keys);
 	queue_entry_free(&r->e);
 	free(r->spool_path);
 	free(r);
@@ -174,6 +210,8 @@ void *queue_add(struct queue *q, const char *spool_path, uint64_t body_offset, c
 	struct queue_entry *e = &r->e;
 
 	r->q = q;
+	r->keys = q->keys;
+	r->keys->refs++;
 	r->cb = cb;
 	r->arg = arg;
 	r->spool_path = xstrdup(spool_path);
@@ -248,15 +286,19 @@ int queue_open(const struct services *svc, struct queue **q_r, char **error_r)
 		return -1;
 	}
 	queue_clean_orphans(q);
-	char *error = NULL;
-	if (dkim_keyring_load(svc->cfg->data_dir, svc->cfg->domains, svc->cfg->n_domains, &q->ring, &error) < 0) {
-		/* A broken key must not stop mail: it goes out unsigned, and
-		 * the log says why. */
-		log_error("queue: DKIM keys not loaded, mail goes out unsigned: %s", error);
-		free(error);
-	}
+	q->keys = keys_load(svc->cfg);
 	*q_r = q;
 	return 0;
+}
+
+void queue_reload_keys(struct queue *q)
+{
+	keys_unref(&q->keys);
+	q->keys = keys_load(q->svc.cfg);
+	size_t n = 0;
+	for (size_t i = 0; i < q->keys->ring.n_sets; i++)
+		n += q->keys->ring.sets[i].n_keys;
+	log_info("queue: %zu DKIM key(s) for %zu domain(s)", n, q->keys->ring.n_sets);
 }
 
 void queue_close(struct queue **qp)
@@ -266,7 +308,7 @@ void queue_close(struct queue **qp)
 	if (q == NULL)
 		return;
 	*qp = NULL;
-	dkim_keyring_free(&q->ring);
+	keys_unref(&q->keys);
 	free(q->dir);
 	free(q);
 }

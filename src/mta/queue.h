@@ -27,6 +27,9 @@ struct queue;
 int queue_open(const struct services *svc, struct queue **q_r, char **error_r);
 /* Only when no enqueue is pending. */
 void queue_close(struct queue **q);
+/* Load the DKIM keys again (SIGHUP); jobs under way finish with the keys
+ * they started with. */
+void queue_reload_keys(struct queue *q);
 
 /* One recipient for the queue. */
 struct queue_add_rcpt {

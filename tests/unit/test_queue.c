@@ -236,6 +236,59 @@ START_TEST(submitted_mail_is_dkim_signed)
 }
 END_TEST
 
+/* Keys added while the server runs are used after a reload (SIGHUP),
+ * and a job already under way keeps the keys it started with. */
+START_TEST(reload_picks_up_new_keys)
+{
+	struct tstore t;
+	struct queue *q;
+	struct dkim_key key;
+	char *error = NULL, *content;
+	size_t len;
+	bool exists, missing;
+
+	tstore_open(&t);
+	t.cfg.domains = xcalloc(1, sizeof(char *));
+	t.cfg.domains[0] = xstrdup("example.test");
+	t.cfg.n_domains = 1;
+	struct services svc = { .loop = &t.loop, .cfg = &t.cfg, .db = t.db, .store = t.st };
+	ck_assert_int_eq(queue_open(&svc, &q, &error), 0);
+
+	static const char msg[] = "Return-Path: <alice@example.test>\nFrom: alice@example.test\n\nhi\n";
+	const char *ids[] = { "before.1.1", "during.1.2", "after.1.3" };
+	for (int i = 0; i < 3; i++) {
+		char *spool = tstore_spool(&t, msg, strlen(msg));
+		struct smtp_envelope env = { .id = ids[i], .sender = "alice@example.test",
+					     .auth_user = "alice@example.test", .size = strlen(msg) - 34 };
+		struct queue_add_rcpt add = { .address = "bob@remote.test" };
+		added_called = false;
+		queue_add(q, spool, 34, &env, &add, 1, added, NULL);
+		if (i == 1) {
+			/* A key appears and the server reloads while this
+			 * job is queued: it still holds the old (empty) set. */
+			char *kpath = dkim_key_path(t.dir, "example.test", "sel");
+			ck_assert_int_eq(dkim_key_generate(DKIM_KEY_ED25519, 0, "sel", &key, &error), 0);
+			ck_assert_int_eq(dkim_key_write(&key, kpath, false, (uid_t)-1, (gid_t)-1, &exists, &error), 0);
+			dkim_key_free(&key);
+			free(kpath);
+			queue_reload_keys(q);
+		}
+		while (!added_called)
+			uv_run(&t.loop, UV_RUN_ONCE);
+		ck_assert(added_ok);
+		free(spool);
+		char *path = queue_file_path(&t.cfg, ids[i]);
+		ck_assert_int_eq(fileio_read_file(path, 1 << 20, &content, &len, &missing, &error), 0);
+		bool signed_ = strncmp(content, "DKIM-Signature:", 15) == 0;
+		ck_assert_msg(signed_ == (i == 2), "%s: %s", ids[i], content);
+		free(content);
+		free(path);
+	}
+	queue_close(&q);
+	tstore_destroy(&t);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -244,6 +297,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, record_round_trip);
 	tcase_add_test(tc, add_is_durable_and_listed);
 	tcase_add_test(tc, submitted_mail_is_dkim_signed);
+	tcase_add_test(tc, reload_picks_up_new_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }
