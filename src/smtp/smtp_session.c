@@ -196,7 +196,7 @@ static enum session_effect smtp_command(struct smtp_session *sm, const char *lin
 
 	/* The reader's buffer is not ours to write a NUL into: copy the
 	 * arguments. One space separates them; more are tolerated on the
-	 * submission ports ("AUTH PLAIN  xxx"), where clients send them. */
+	 * submission ports ("AUTH PLAIN  <response>"), where clients send them. */
 	size_t a = n;
 	if (a < len)
 		a++;

@@ -633,7 +633,8 @@ enum session_effect smtp_bdat_bytes(struct smtp_session *sm, const char *data, s
 		 * the store, also when a chunk ends between CR and LF. */
 		const char *p = data, *end = data + len;
 		if (t->bdat_cr && p < end) {
-			smtp_content(sm, *p == '\n' ? "" : "\r", *p == '\n' ? 0 : 1);
+			if (*p != '\n')
+				smtp_content(sm, "\r", 1); /* a lone CR, kept */
 			t->bdat_cr = false;
 		}
 		while (p < end) {

@@ -228,7 +228,6 @@ def test_swaks_pipelining_and_10mib_attachment():
         files = wait_delivered(srv, "bob")
         size = os.path.getsize(files[0])
         check(size > 13 * 1024 * 1024, "the stored message is only %d bytes" % size)
-        import base64
         import email
         with open(files[0], "rb") as f:
             parsed = email.message_from_bytes(f.read())
@@ -236,7 +235,6 @@ def test_swaks_pipelining_and_10mib_attachment():
         check(len(parts) == 1, "attachment not found")
         with open(big, "rb") as f:
             check(parts[0].get_payload(decode=True) == f.read(), "attachment bytes differ")
-        del base64
 
 
 RELAY_TRICKS = [

@@ -1,7 +1,7 @@
 /*
  * src/mime against a reference IMAP server, message by message.
  *
- * /work/shared/mime-corpus (../shared/mime-corpus next to the source tree;
+ * The reference corpus (../shared/mime-corpus next to the source tree;
  * POSTBOTE_MIME_CORPUS_DIR in the environment overrides it) holds NAME.eml
  * files and, in NAME.json, what Dovecot 2.3.19 answered for them: the
  * untagged response to UID FETCH (RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY
