@@ -178,6 +178,8 @@ void config_defaults(struct config *cfg)
 	cfg->pop3_line_max = 1024;              /* RFC 2449 4 asks for 255 */
 	cfg->imap_line_max = 65536;
 	cfg->max_bad_commands = 10;
+	cfg->imap_literal_max = 50 << 20;
+	cfg->imap_max_sessions_per_account = 20;
 	cfg->message_size_max = 50 << 20;
 	cfg->smtp_max_recipients = 100;
 	cfg->smtp_data_line_max = 64 << 10;
@@ -325,6 +327,11 @@ static const struct key_def key_defs[] = {
 	/* RFC 7162 3.2.1 recommends 8192; below 1024 real clients break. */
 	{ "imap_line_max", KEY_SIZE, 0, OFF(imap_line_max), 1024, "what real IMAP clients send" },
 	{ "max_bad_commands", KEY_COUNT, 0, OFF(max_bad_commands), 1, NULL },
+	/* An APPEND carries a whole message in one literal. */
+	{ "imap_literal_max", KEY_SIZE, 0, OFF(imap_literal_max), 64 << 10, "room for an ordinary message" },
+	/* Apple clients open about seven sessions per account at once. */
+	{ "imap_max_sessions_per_account", KEY_COUNT, 0, OFF(imap_max_sessions_per_account), 10,
+	  "what Apple clients open at once" },
 	{ "message_size_max", KEY_SIZE, 0, OFF(message_size_max), 64 << 10, "room for an ordinary message" },
 	{ "smtp_max_recipients", KEY_COUNT, 0, OFF(smtp_max_recipients), 1, NULL },
 	/* RFC 5321 4.5.3.1.6: 1000 octets with CRLF; real mail has longer. */

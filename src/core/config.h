@@ -98,6 +98,8 @@ struct config {
 	bool submission_check_sender;    /* MAIL FROM must be the user's own address */
 	/* POP3 (src/pop3). */
 	/* IMAP (src/imap). */
+	size_t imap_literal_max;         /* largest literal (APPEND): NO [TOOBIG] past it */
+	unsigned imap_max_sessions_per_account; /* NO [LIMIT] at login past it */
 	/* Outbound queue and delivery (src/mta, smtp/route.c). */
 	char *queue_retry;               /* "1m 5m 15m 30m 1h": waits between attempts, the last repeats */
 	uint64_t queue_lifetime_ms;      /* then the message bounces */
