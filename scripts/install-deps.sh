@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential cmake pkg-config libuv1-dev libssl-dev liblmdb-dev libcrypt-dev
 check libc-ares-dev openssl python3 ca-certificates"
 # Test-only peers and tools.
-PACKAGES="$PACKAGES valgrind swaks libnet-ssleay-perl curl dnsmasq-base python3-dkim fetchmail"
+PACKAGES="$PACKAGES valgrind swaks libnet-ssleay-perl curl dnsmasq-base python3-dkim fetchmail isync"
 if [ "${POSTBOTE_FUZZ_DEPS:-0}" = 1 ]; then
 	PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 fi

@@ -97,3 +97,22 @@ void buf_reset(struct buf *b)
 {
 	b->off = b->len = 0;
 }
+
+void buf_shrink(struct buf *b, size_t keep)
+{
+	if (b->cap <= keep)
+		return;
+	if (b->len == 0) {
+		buf_free(b);
+		return;
+	}
+	size_t cap = 256;
+	while (cap < b->len)
+		cap *= 2;
+	if (cap >= b->cap)
+		return;
+	memmove(b->data, b->data + b->off, b->len);
+	b->off = 0;
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+}

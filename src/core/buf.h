@@ -43,5 +43,9 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((forma
 void buf_consume(struct buf *b, size_t n);
 /* Drop everything readable, keeping the storage. */
 void buf_reset(struct buf *b);
+/* Give back storage beyond what the readable bytes need when more than keep
+ * bytes are allocated: an idle connection should not hold on to the high
+ * water mark of its largest reply. An empty buffer frees its storage. */
+void buf_shrink(struct buf *b, size_t keep);
 
 #endif

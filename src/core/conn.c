@@ -94,6 +94,7 @@ static void conn_timer_fired(uv_timer_t *t);
 static void conn_settle(struct conn *c);
 static void conn_pump_tls(struct conn *c);
 static void conn_timer_start(struct conn *c, uint64_t ms);
+static void conn_trim(struct conn *c);
 
 struct conn *conn_next(struct conn *c)
 {
@@ -350,6 +351,7 @@ static void conn_settle(struct conn *c)
 			if (c->effect_pending)
 				conn_settle(c);
 		}
+		conn_trim(c);
 	}
 	conn_update_reading(c);
 	conn_unref(c);
@@ -455,9 +457,24 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		if (!c->closing && !c->close_after_flush && !c->tls_handshaking)
 			conn_timer_start(c, session_timeout_ms(c->session));
 		conn_flush(c);
+		conn_trim(c);
 	}
 	conn_update_reading(c);
 	conn_unref(c);
+}
+
+/* Between commands a connection should hold little more than its TLS
+ * state: the buffers that a long command, a large reply or the handshake
+ * grew are given back (contract 5 in memory: 10,000 idle IMAP clients must
+ * fit). Called once a read or a wait has been dealt with. */
+static void conn_trim(struct conn *c)
+{
+	if (c->closing || c->effect_pending)
+		return;
+	if (c->session != NULL)
+		session_trim(c->session);
+	if (c->tls != NULL)
+		tls_conn_trim(c->tls);
 }
 
 static void conn_update_reading(struct conn *c)

@@ -43,7 +43,8 @@ int db_open(const char *data_dir, size_t map_size, struct db **db_r, char **erro
 	    (rc = db_open_dbi(txn, "mailboxes", &db->mailboxes)) != 0 ||
 	    (rc = db_open_dbi(txn, "messages", &db->messages)) != 0 ||
 	    (rc = db_open_dbi(txn, "meta", &db->meta)) != 0 ||
-	    (rc = db_open_dbi(txn, "queue", &db->queue)) != 0) {
+	    (rc = db_open_dbi(txn, "queue", &db->queue)) != 0 ||
+	    (rc = db_open_dbi(txn, "mimecache", &db->mimecache)) != 0) {
 		if (txn != NULL)
 			mdb_txn_abort(txn);
 		*error_r = xasprintf("%s: %s", path, mdb_strerror(rc));

@@ -23,6 +23,7 @@ struct db {
 	MDB_dbi messages;   /* mailbox id, uid -> message record    (maildir/index.c) */
 	MDB_dbi meta;       /* named counters and settings          (both) */
 	MDB_dbi queue;      /* queue id -> outbound message state   (mta/queue_record.c) */
+	MDB_dbi mimecache;  /* mailbox id, uid -> serialized MIME tree (maildir/index.c) */
 };
 
 /* Open (creating when needed) DATA/postbote.mdb with the given map size.

@@ -101,6 +101,15 @@ size_t linereader_take(struct linereader *lr, size_t want, const char **data_r)
 	return n;
 }
 
+/* Storage kept while nothing is buffered: none, as for the session's
+ * output (an idle connection should cost its socket and TLS state). */
+#define LINEREADER_KEEP 0
+
+void linereader_trim(struct linereader *lr)
+{
+	buf_shrink(&lr->in, LINEREADER_KEEP);
+}
+
 void linereader_discard(struct linereader *lr)
 {
 	buf_reset(&lr->in);

@@ -69,6 +69,11 @@ size_t linereader_take(struct linereader *lr, size_t want, const char **data_r);
 /* Bytes buffered and not yet returned. */
 static inline size_t linereader_buffered(const struct linereader *lr) { return buf_len(&lr->in); }
 
+/* Return the memory an earlier long line or large read left allocated;
+ * what is buffered stays, in storage just big enough. Call it when the
+ * connection goes quiet. */
+void linereader_trim(struct linereader *lr);
+
 /* Throw away everything buffered (STARTTLS: plaintext the client sent after
  * the command must never be read as if it came over TLS). */
 void linereader_discard(struct linereader *lr);

@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "auth/throttle.h"
 #include "core/conn.h"
+#include "core/imap_glue.h"
 #include "core/log.h"
 #include "core/pop3_glue.h"
 #include "core/smtp_glue.h"
@@ -66,6 +67,9 @@ void *server_backend_for(struct server *srv, enum listener_kind kind)
 	case LISTENER_POP3:
 	case LISTENER_POP3S:
 		return srv->pop3_backend;
+	case LISTENER_IMAP:
+	case LISTENER_IMAPS:
+		return srv->imap_backend;
 	default:
 		return NULL;
 	}
@@ -225,6 +229,7 @@ int server_open_store(struct server *srv, char **error_r)
 	};
 	srv->smtp_backend = smtp_backend_new(&srv->svc);
 	srv->pop3_backend = pop3_backend_new(&srv->svc);
+	srv->imap_backend = imap_backend_new(&srv->svc);
 	if (queue_open(&srv->svc, &srv->queue, error_r) < 0 ||
 	    outbound_new(&srv->svc, srv->queue, &srv->outbound, error_r) < 0)
 		return -1;
@@ -521,6 +526,7 @@ void server_free(struct server **srvp)
 	queue_close(&srv->queue);
 	smtp_backend_free(&srv->smtp_backend);
 	pop3_backend_free(&srv->pop3_backend);
+	imap_backend_free(&srv->imap_backend);
 	db_close(&srv->db);
 	free(srv->listeners);
 	tls_ctx_unref(&srv->tls);

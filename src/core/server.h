@@ -29,6 +29,7 @@ struct conn;
 struct store;
 struct smtp_backend;
 struct pop3_backend;
+struct imap_backend;
 struct queue;
 struct outbound;
 
@@ -50,6 +51,7 @@ struct server {
 	struct services svc;                /* the above, for the protocols' backends */
 	struct smtp_backend *smtp_backend;  /* how SMTP sessions reach accounts and the store */
 	struct pop3_backend *pop3_backend;  /* how POP3 sessions reach accounts and the store */
+	struct imap_backend *imap_backend;  /* how IMAP sessions reach accounts and the store */
 	struct queue *queue;                /* outbound messages, durable (DATA/queue + LMDB) */
 	struct outbound *outbound;          /* makes queued mail leave */
 	char *tls_cert_path;                /* the files the context was loaded from */

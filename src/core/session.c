@@ -319,6 +319,20 @@ size_t session_input_pending(const struct session *s)
 	return linereader_buffered(&s->in);
 }
 
+/* Output storage kept between replies. None: an allocation per reply costs
+ * far less than encrypting it, and of 10,000 idle sessions almost none is
+ * about to answer. Large replies (FETCH, RETR) go out in pieces while the
+ * protocol waits, and give their storage back once they are done. */
+#define SESSION_OUTPUT_KEEP 0
+
+void session_trim(struct session *s)
+{
+	if (s->in_proto || s->waiting || s->resumed || s->want_drain)
+		return;
+	buf_shrink(&s->out, SESSION_OUTPUT_KEEP);
+	linereader_trim(&s->in);
+}
+
 static void session_append(struct session *s, const void *data, size_t len)
 {
 	if (buf_append(&s->out, data, len) < 0) {

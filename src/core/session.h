@@ -161,6 +161,11 @@ struct buf *session_output(struct session *s);
 /* Bytes the client has buffered that were not yet handed to the protocol. */
 size_t session_input_pending(const struct session *s);
 
+/* The connection has gone quiet (its output was taken): give back the
+ * memory the input and output buffers grew to for earlier commands. Does
+ * nothing while the protocol is busy. */
+void session_trim(struct session *s);
+
 /* ---- For protocols ---- */
 
 /* Append one or more complete reply lines (the format includes "\r\n").

@@ -53,6 +53,9 @@
  * write here (a greeting, perhaps an early banner), so this is generous. */
 #define TLS_PENDING_MAX (1024 * 1024)
 
+/* Memory BIO storage an idle connection keeps: none (see tls_conn_trim). */
+#define TLS_BIO_KEEP 0
+
 struct tls_ctx {
 	int refs;
 	bool server;
@@ -293,19 +296,28 @@ static void tls_die(const char *what)
 	abort();
 }
 
+static BIO *tls_read_bio_new(void)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b == NULL)
+		tls_die("BIO_new");
+	/* An empty read BIO means "retry later", never end of file. */
+	BIO_set_mem_eof_return(b, -1);
+	return b;
+}
+
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *server_name)
 {
 	struct tls_conn *conn = xcalloc(1, sizeof(*conn));
 
 	ERR_clear_error();
 	conn->ssl = SSL_new(ctx->ssl_ctx);
-	conn->rbio = BIO_new(BIO_s_mem());
+	conn->rbio = tls_read_bio_new();
 	conn->wbio = BIO_new(BIO_s_mem());
 	/* Like xmalloc: these fail only when memory is gone. */
-	if (conn->ssl == NULL || conn->rbio == NULL || conn->wbio == NULL)
+	if (conn->ssl == NULL || conn->wbio == NULL)
 		tls_die("SSL_new");
-	/* An empty read BIO means "retry later", never end of file. */
-	BIO_set_mem_eof_return(conn->rbio, -1);
 	SSL_set_bio(conn->ssl, conn->rbio, conn->wbio);  /* SSL owns both now */
 	conn->ctx = tls_ctx_ref(ctx);
 
@@ -524,6 +536,38 @@ size_t tls_conn_take_output(struct tls_conn *conn, void *buf, size_t cap)
 		return 0;
 	int n = BIO_read(conn->wbio, buf, cap > INT_MAX ? INT_MAX : (int)cap);
 	return n > 0 ? (size_t)n : 0;
+}
+
+/* A memory BIO keeps the largest size it ever grew to. */
+static bool tls_bio_oversized(BIO *b)
+{
+	BUF_MEM *bm = NULL;
+
+	return BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &bm) == 1 && bm != NULL &&
+	       bm->max > TLS_BIO_KEEP;
+}
+
+void tls_conn_trim(struct tls_conn *conn)
+{
+	/* The handshake flight, a large reply or a pipelined upload grew
+	 * these; an idle connection holds them empty. SSL frees the old BIO
+	 * as it takes the new one. */
+	if (tls_bio_oversized(conn->rbio)) {
+		conn->rbio = tls_read_bio_new();
+		SSL_set0_rbio(conn->ssl, conn->rbio);
+	}
+	if (tls_bio_oversized(conn->wbio)) {
+		BIO *b = BIO_new(BIO_s_mem());
+		if (b == NULL)
+			tls_die("BIO_new");
+		conn->wbio = b;
+		SSL_set0_wbio(conn->ssl, conn->wbio);
+	}
+	if (conn->pending_len == 0 && conn->pending != NULL) {
+		free(conn->pending);
+		conn->pending = NULL;
+		conn->pending_cap = 0;
+	}
 }
 
 bool tls_conn_handshake_done(const struct tls_conn *conn)

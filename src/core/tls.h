@@ -90,6 +90,11 @@ void tls_conn_shutdown(struct tls_conn *conn);
 size_t tls_conn_output_pending(const struct tls_conn *conn);
 size_t tls_conn_take_output(struct tls_conn *conn, void *buf, size_t cap);
 
+/* Give back buffer memory that is not holding data (the handshake's
+ * flight, earlier large writes or reads). For connections going idle; the
+ * connection works on as before. */
+void tls_conn_trim(struct tls_conn *conn);
+
 bool tls_conn_handshake_done(const struct tls_conn *conn);
 /* "TLSv1.3", and the cipher name; valid while conn lives. NULL before the
  * handshake is done. */

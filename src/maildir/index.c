@@ -300,7 +300,10 @@ int idx_message_del(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t u
 	idx_message_key(mailbox_id, uid, k);
 	MDB_val key = { sizeof(k), k };
 	int rc = mdb_del(txn, db->messages, &key, NULL);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : idx_fail(rc, "message del", error_r);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return idx_fail(rc, "message del", error_r);
+	rc = mdb_del(txn, db->mimecache, &key, NULL);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : idx_fail(rc, "mime cache del", error_r);
 }
 
 int idx_message_each(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t first_uid,
@@ -337,11 +340,13 @@ int idx_message_each(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t 
 	return ret;
 }
 
-int idx_message_del_all(MDB_txn *txn, struct db *db, uint64_t mailbox_id, char **error_r)
+/* Delete every record of one mailbox from dbi (messages and mimecache
+ * share the key layout). */
+static int idx_del_mailbox_range(MDB_txn *txn, MDB_dbi dbi, uint64_t mailbox_id, char **error_r)
 {
 	unsigned char k[12];
 	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, db->messages, &cur);
+	int rc = mdb_cursor_open(txn, dbi, &cur);
 
 	if (rc != 0)
 		return idx_fail(rc, "message cursor", error_r);
@@ -356,6 +361,35 @@ int idx_message_del_all(MDB_txn *txn, struct db *db, uint64_t mailbox_id, char *
 	}
 	mdb_cursor_close(cur);
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : idx_fail(rc, "message del all", error_r);
+}
+
+int idx_message_del_all(MDB_txn *txn, struct db *db, uint64_t mailbox_id, char **error_r)
+{
+	if (idx_del_mailbox_range(txn, db->messages, mailbox_id, error_r) < 0)
+		return -1;
+	return idx_del_mailbox_range(txn, db->mimecache, mailbox_id, error_r);
+}
+
+int idx_mimecache_get(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t uid, MDB_val *val_r,
+		      char **error_r)
+{
+	unsigned char k[12];
+	idx_message_key(mailbox_id, uid, k);
+	MDB_val key = { sizeof(k), k };
+	int rc = mdb_get(txn, db->mimecache, &key, val_r);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	return rc == 0 ? 0 : idx_fail(rc, "mime cache get", error_r);
+}
+
+int idx_mimecache_put(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t uid, const void *data,
+		      size_t len, char **error_r)
+{
+	unsigned char k[12];
+	idx_message_key(mailbox_id, uid, k);
+	MDB_val key = { sizeof(k), k }, val = { len, (void *)data };
+	int rc = mdb_put(txn, db->mimecache, &key, &val, 0);
+	return rc == 0 ? 0 : idx_fail(rc, "mime cache put", error_r);
 }
 
 void idx_message_clear(struct idx_message *msg)

@@ -15,6 +15,8 @@
  *              so a cursor walks one mailbox in UID order
  *              -> struct idx_message fields + the file name
  *   meta:      "next_mailbox_id" -> u64;  "usage\0ACCOUNT" -> bytes, messages
+ *   mimecache: the messages' key -> a message's MIME structure as
+ *              mime/mime_serial.h writes it (opaque here)
  *
  * Functions take an open transaction; the caller decides when to commit (the
  * store's writer thread batches many changes into one commit). Read
@@ -42,6 +44,7 @@
 #define IDX_MBOX_DRAFTS     0x04u
 #define IDX_MBOX_TRASH      0x08u
 #define IDX_MBOX_JUNK       0x10u
+#define IDX_MBOX_ARCHIVE    0x20u
 
 struct idx_mailbox {
 	uint64_t id;              /* stable across renames; keys the messages */
@@ -96,6 +99,18 @@ int idx_message_each(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t 
 		     int (*fn)(const struct idx_message *msg, void *ctx), void *ctx, char **error_r);
 /* Remove every message record of a mailbox. */
 int idx_message_del_all(MDB_txn *txn, struct db *db, uint64_t mailbox_id, char **error_r);
+/* idx_message_del() and idx_message_del_all() drop the messages' cached
+ * MIME structures too, in the same transaction, so a cache entry never
+ * outlives its message (UIDs are not reused, but a forgotten account's
+ * mailbox ids are). */
+
+/* The cached MIME structure of a message. get returns 0 with *val_r
+ * pointing into the map (valid until the transaction ends), 1 when there is
+ * none, -1 on error. */
+int idx_mimecache_get(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t uid, MDB_val *val_r,
+		      char **error_r);
+int idx_mimecache_put(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t uid, const void *data,
+		      size_t len, char **error_r);
 void idx_message_clear(struct idx_message *msg);
 
 /* Forget everything the index knows of an account (its mailboxes, their

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -40,13 +41,23 @@
 #include "maildir/layout.h"
 #include "maildir/mdname.h"
 #include "maildir/store_private.h"
+#include "mime/mime_parse.h"
+#include "mime/mime_serial.h"
 
 /* The writer checkpoints after this much idleness (ms). */
 #define STORE_IDLE_CHECKPOINT_MS 50
 /* Spool data moves in chunks of this size. */
 #define STORE_CHUNK (64 * 1024)
+/* Messages up to this size get their MIME structure parsed while the
+ * writer streams them anyway, and cached with the index record (IMAP
+ * FETCH ENVELOPE/BODYSTRUCTURE then never opens the file). Larger ones are
+ * parsed at their first FETCH instead, so a big attachment does not hold
+ * up the batch behind it. */
+#define STORE_CACHE_PARSE_MAX (64 * 1024)
+/* Largest serialized structure stored with a delivery. */
+#define STORE_CACHE_RECORD_MAX (1024 * 1024)
 
-enum { STORE_JOB_DELIVERY = 1, STORE_JOB_OPEN, STORE_JOB_OP };
+enum { STORE_JOB_DELIVERY = 1, STORE_JOB_OPEN, STORE_JOB_OP, STORE_JOB_CACHE };
 
 #define STORE_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -89,6 +100,7 @@ struct store_work {
 	bool logged;
 	bool reserved;             /* quota counted for the accepted recipients */
 	int fd;                    /* the unnamed message file, or -1 (tmp/ files) */
+	struct buf tree;           /* the serialized MIME structure, or empty */
 };
 
 static void store_target_clear(struct store_target *t, bool unlink_tmp)
@@ -384,6 +396,7 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 	char prev = 0;
 	char *chunk = st->chunk;
 	bool failed = out < 0;
+	struct mime_parser *parser = d->size <= STORE_CACHE_PARSE_MAX ? mime_parser_new(NULL) : NULL;
 	if (failed)
 		log_error("store: %s: %s", first->tmp_path ? first->tmp_path : first->dir, strerror(errno));
 	while (!failed && done < d->size) {
@@ -396,6 +409,8 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 			break;
 		}
 		store_count(chunk, (size_t)n, &vsize, &prev);
+		if (parser != NULL)
+			mime_parser_feed(parser, chunk, (size_t)n);
 		if (fileio_write_all(out, chunk, (size_t)n) < 0) {
 			/* ENOSPC, EDQUOT, EIO: a transient local error. */
 			log_error("store: %s: %s", first->dir, strerror(errno));
@@ -413,6 +428,15 @@ static void store_prepare(struct store *st, MDB_txn *txn, struct store_work *w, 
 	}
 	d->vsize = d->size + vsize;
 	close(fd);
+	if (parser != NULL && !failed) {
+		struct mime_tree *tree = mime_parser_finish(&parser);
+		buf_free(&w->tree);
+		buf_init(&w->tree, STORE_CACHE_RECORD_MAX);
+		if (mime_tree_serialize(tree, &w->tree) < 0)
+			buf_free(&w->tree);
+		mime_tree_free(&tree);
+	}
+	mime_parser_free(&parser);
 	if (!failed && w->direct && fsync(out) < 0) {
 		log_error("store: fsync in %s: %s", first->dir, strerror(errno));
 		failed = true;
@@ -510,6 +534,14 @@ static void store_commit_files(struct store *st, MDB_txn *txn, struct store_work
 			t->mb.unseen++;
 		if (idx_message_put(txn, st->db, t->mb.id, &m, &error) < 0 ||
 		    idx_mailbox_put(txn, st->db, r->account, r->mailbox, &t->mb, &error) < 0) {
+			log_error("store: %s", error);
+			free(error);
+			error = NULL;
+			st->index_failed = true;
+			continue;
+		}
+		if (buf_len(&w->tree) > 0 &&
+		    idx_mimecache_put(txn, st->db, t->mb.id, m.uid, buf_ptr(&w->tree), buf_len(&w->tree), &error) < 0) {
 			log_error("store: %s", error);
 			free(error);
 			error = NULL;
@@ -632,6 +664,7 @@ static void store_process(struct store *st, struct store_delivery *list)
 			store_target_clear(&works[k].t[j], false);
 		}
 		store_close_unnamed(&works[k]);
+		buf_free(&works[k].tree);
 		d->result = any_temp ? STORE_TEMPFAIL : any_ok ? STORE_OK :
 			    d->n_rcpts ? d->rcpts[0].result : STORE_OK;
 		free(works[k].t);
@@ -675,6 +708,41 @@ static void store_run_open(struct store *st, struct store_open_req *r)
 	}
 }
 
+/* Writer side of a cache put: one transaction for the batch. */
+static void store_run_cache(struct store *st, struct store_cache_put *r)
+{
+	MDB_txn *txn;
+	char *error = NULL;
+	int rc = mdb_txn_begin(st->db->env, NULL, 0, &txn);
+
+	r->written = 0;
+	if (rc != 0) {
+		log_error("store: index: %s", mdb_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		struct store_cache_entry *e = &r->entries[i];
+		struct idx_message m = { 0 };
+		rc = idx_message_get(txn, st->db, e->mailbox_id, e->uid, &m, &error);
+		idx_message_clear(&m);
+		if (rc == 0)
+			rc = idx_mimecache_put(txn, st->db, e->mailbox_id, e->uid, e->data, e->len, &error);
+		if (rc < 0) {
+			log_error("store: %s", error);
+			free(error);
+			mdb_txn_abort(txn);
+			r->written = 0;
+			return;
+		}
+		if (rc == 0)
+			r->written++;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		log_error("store: index commit: %s", mdb_strerror(rc));
+		r->written = 0;
+	}
+}
+
 /* Run a list of jobs in order; runs of deliveries go as one batch. */
 static void store_run_jobs(struct store *st, struct store_job *jobs)
 {
@@ -686,6 +754,11 @@ static void store_run_jobs(struct store *st, struct store_job *jobs)
 		}
 		if (jobs->kind == STORE_JOB_OP) {
 			store__run_op(st, STORE_CONTAINER(jobs, struct store_op, job));
+			jobs = jobs->next;
+			continue;
+		}
+		if (jobs->kind == STORE_JOB_CACHE) {
+			store_run_cache(st, STORE_CONTAINER(jobs, struct store_cache_put, job));
 			jobs = jobs->next;
 			continue;
 		}
@@ -779,6 +852,11 @@ static void store_done(uv_async_t *a)
 			op->cb(op);
 			continue;
 		}
+		if (job->kind == STORE_JOB_CACHE) {
+			struct store_cache_put *r = STORE_CONTAINER(job, struct store_cache_put, job);
+			r->cb(r);
+			continue;
+		}
 		struct store_delivery *d = STORE_CONTAINER(job, struct store_delivery, job);
 		d->durable_ms = now - d->queued_ms;
 		for (size_t i = 0; i < d->n_rcpts; i++)
@@ -835,6 +913,14 @@ int store_mailbox_open(struct store *st, struct store_open_req *r)
 {
 	r->result = STORE_TEMPFAIL;
 	r->job.kind = STORE_JOB_OPEN;
+	store_enqueue(st, &r->job);
+	return 0;
+}
+
+int store_cache_put(struct store *st, struct store_cache_put *r)
+{
+	r->written = 0;
+	r->job.kind = STORE_JOB_CACHE;
 	store_enqueue(st, &r->job);
 	return 0;
 }

@@ -125,6 +125,16 @@ struct store_open_req {
 };
 int store_mailbox_open(struct store *st, struct store_open_req *r);
 
+/* The folders an account gets with its INBOX (the first open or delivery
+ * that creates it), each subscribed and with its IDX_MBOX_* special-use
+ * attribute; one already on disk (an adopted Maildir) is left as it is.
+ * The list ends with a NULL name. */
+struct store_default_folder {
+	const char *name;
+	uint32_t attr;
+};
+extern const struct store_default_folder store_default_folders[];
+
 /* ---- mailbox operations (IMAP and POP3 changes), run by the writer ---- */
 
 enum store_op_kind {
@@ -156,6 +166,12 @@ struct store_op {
 	enum store_flags_mode flags_mode;
 	uint32_t flags;            /* IDX_* */
 	uint32_t keywords;         /* letters a..z of the mailbox's dovecot-keywords */
+	/* FLAGS: keywords by name as well (IMAP STORE). The writer maps them
+	 * to letters through the folder's dovecot-keywords, adding names it
+	 * does not have yet (SET and ADD; at most 26, the rest are dropped)
+	 * and ORs those letters into keywords. */
+	const char *const *keyword_names;
+	size_t n_keyword_names;
 	/* COPY: the account's effective limits, 0 = none. The account's usage
 	 * plus the size (and count) of everything copied must fit, or the op
 	 * answers STORE_OVER_QUOTA and copies nothing. MOVE ignores them (it
@@ -217,6 +233,32 @@ struct store_op_event {
  * crash can never bring an expunged message back. */
 int store_op(struct store *st, struct store_op *op);
 void store_op_clear(struct store_op *op);
+
+/* ---- cached MIME structures (IMAP FETCH), written by the writer ---- */
+
+struct store_cache_entry {
+	uint64_t mailbox_id;
+	uint32_t uid;
+	void *data;                /* mime_serial bytes, owned by the caller */
+	size_t len;
+};
+
+/* Write a batch of cache entries in one transaction. An entry whose
+ * message is gone by then (expunged meanwhile) is skipped, so the cache
+ * never holds an entry without its message. Failures only log: the cache
+ * is filled again on the next miss. Always returns 0 and calls r->cb later
+ * on the loop. */
+struct store_cache_put {
+	struct store_cache_entry *entries;
+	size_t n;
+	void (*cb)(struct store_cache_put *r);
+	void *ctx;
+	/* Out: how many were written. */
+	size_t written;
+	/* Private. */
+	struct store_job job;
+};
+int store_cache_put(struct store *st, struct store_cache_put *r);
 
 /* The mailbox names in the "subscriptions" file of the Maildir++ root
  * maildir, in file order. A missing file is an empty list. Returns 0 with

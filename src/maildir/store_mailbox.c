@@ -399,22 +399,27 @@ out:
 	return ret;
 }
 
+const struct store_default_folder store_default_folders[] = {
+	{ "Sent", IDX_MBOX_SENT },
+	{ "Drafts", IDX_MBOX_DRAFTS },
+	{ "Trash", IDX_MBOX_TRASH },
+	{ "Junk", IDX_MBOX_JUNK },
+	{ "Archive", IDX_MBOX_ARCHIVE },
+	{ NULL, 0 },
+};
+
 /* A new account gets the folders mail clients look for, marked with their
  * RFC 6154 special-use attributes and subscribed. A folder already on disk
  * (an adopted Maildir) is left as it is: it is indexed when first opened.
  * Called once the INBOX record exists, so the recursion into
  * store__mailbox_ensure() cannot come back here. Failures only log: the
  * account works without these folders. */
-static void store_default_folders(struct store *st, MDB_txn *txn, const char *account, const char *maildir)
+static void store_make_default_folders(struct store *st, MDB_txn *txn, const char *account,
+				       const char *maildir)
 {
-	static const struct { const char *name; uint32_t attr; } folders[] = {
-		{ "Sent", IDX_MBOX_SENT },
-		{ "Drafts", IDX_MBOX_DRAFTS },
-		{ "Trash", IDX_MBOX_TRASH },
-		{ "Junk", IDX_MBOX_JUNK },
-	};
+	const struct store_default_folder *folders = store_default_folders;
 
-	for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
+	for (size_t i = 0; folders[i].name != NULL; i++) {
 		char *fdir = layout_mailbox_dir(maildir, folders[i].name), *dir = NULL, *error = NULL;
 		struct stat sb;
 		struct idx_mailbox mb;
@@ -492,7 +497,7 @@ enum store_result store__mailbox_ensure(struct store *st, MDB_txn *txn, const ch
 		return STORE_TEMPFAIL;
 	}
 	if (rc == 1 && inbox)
-		store_default_folders(st, txn, account, maildir);
+		store_make_default_folders(st, txn, account, maildir);
 	*dir_r = dir;
 	return STORE_OK;
 }

@@ -37,6 +37,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "maildir/keywords.h"
 #include "maildir/mdname.h"
 #include "maildir/store_ops_private.h"
 #include "maildir/store_private.h"
@@ -261,6 +262,38 @@ static int op_flags_one(struct store__op_ctx *c, struct store__op_box *b, uint32
 	}
 }
 
+/* Map the op's keyword names to the folder's letters (adding the names it
+ * lacks unless the op removes them) and OR the letters into op->keywords.
+ * The file is written before any message is renamed, so a letter in a
+ * file name always has its name; should the op fail after that, the
+ * folder merely knows a name no message carries yet. */
+static int op_flags_keywords(struct store__op_ctx *c, const struct store__op_box *b)
+{
+	struct store_op *op = c->op;
+	struct keywords kw;
+	bool missing = false, added = false;
+	char *path = xasprintf("%s/" KEYWORDS_NAME, b->dir);
+	int rc = keywords_read(path, &kw, &missing, &c->error);
+
+	if (rc == 0) {
+		for (size_t i = 0; i < op->n_keyword_names; i++) {
+			const char *name = op->keyword_names[i];
+			int k = keywords_lookup(&kw, name);
+			if (k < 0 && op->flags_mode != STORE_FLAGS_REMOVE) {
+				k = keywords_add(&kw, name);
+				added |= k >= 0;
+			}
+			if (k >= 0)
+				op->keywords |= 1u << k;
+		}
+		if (added)
+			rc = keywords_write(path, &kw, true, &c->error);
+	}
+	keywords_free(&kw);
+	free(path);
+	return rc;
+}
+
 static enum store_result op_flags(struct store__op_ctx *c)
 {
 	struct store_op *op = c->op;
@@ -269,6 +302,8 @@ static enum store_result op_flags(struct store__op_ctx *c)
 	if (r != STORE_OK)
 		return r;
 	r = STORE_TEMPFAIL;
+	if (op->n_keyword_names > 0 && op_flags_keywords(c, &b) < 0)
+		goto out;
 	for (size_t i = 0; i < op->n_uids; i++) {
 		struct idx_message m = { 0 };
 		int rc = idx_message_get(c->txn, c->st->db, b.mb.id, op->uids[i], &m, &c->error);
@@ -411,12 +446,76 @@ static int op_copy_file(struct store__op_ctx *c, const char *from, const char *t
 	return rc;
 }
 
+/* Keyword letters mean what each folder's dovecot-keywords says, so a
+ * message copied to another folder gets the target's letters for its
+ * names (the target learns the names it lacks). Letters the source does
+ * not name are kept as they are, as another program's would be. */
+struct op_kwmap {
+	bool loaded;
+	struct keywords src, tgt;
+	char *tgt_path;
+	int map[KEYWORDS_MAX];     /* target letter, -1 dropped, -2 not yet */
+};
+
+static int op_kwmap_apply(struct store__op_ctx *c, struct op_kwmap *k, const struct store__op_box *s,
+			  const struct store__op_box *t, uint32_t *keywords)
+{
+	if (*keywords == 0 || s == t)
+		return 0;
+	if (!k->loaded) {
+		bool missing;
+		char *src_path = xasprintf("%s/" KEYWORDS_NAME, s->dir);
+		k->tgt_path = xasprintf("%s/" KEYWORDS_NAME, t->dir);
+		int rc = keywords_read(src_path, &k->src, &missing, &c->error);
+		free(src_path);
+		if (rc < 0 || keywords_read(k->tgt_path, &k->tgt, &missing, &c->error) < 0)
+			return -1;
+		for (int i = 0; i < KEYWORDS_MAX; i++)
+			k->map[i] = -2;
+		k->loaded = true;
+	}
+	uint32_t out = 0;
+	bool added = false;
+	for (int i = 0; i < KEYWORDS_MAX; i++) {
+		if (!(*keywords & (1u << i)))
+			continue;
+		if (k->map[i] == -2) {
+			const char *name = keywords_name(&k->src, i);
+			int j = name ? keywords_lookup(&k->tgt, name) : i;
+			if (j < 0) {
+				j = keywords_add(&k->tgt, name);
+				added |= j >= 0;
+			}
+			k->map[i] = j;
+		}
+		if (k->map[i] >= 0)
+			out |= 1u << k->map[i];
+	}
+	/* Written before the file that carries the letters appears. */
+	if (added && keywords_write(k->tgt_path, &k->tgt, true, &c->error) < 0)
+		return -1;
+	*keywords = out;
+	return 0;
+}
+
+static void op_kwmap_free(struct op_kwmap *k)
+{
+	if (k->loaded) {
+		keywords_free(&k->src);
+		keywords_free(&k->tgt);
+	}
+	free(k->tgt_path);
+}
+
 /* Put one message m of s into t. Returns 0 (with *uid_r), 1 when it is
  * gone, -1 on error. */
 static int op_xfer_one(struct store__op_ctx *c, struct store__op_box *s, struct store__op_box *t, bool move,
-		       uint32_t uid, struct idx_message *m, uint32_t *uid_r)
+		       uint32_t uid, struct idx_message *m, struct op_kwmap *kw, uint32_t *uid_r)
 {
 	for (;;) {
+		uint32_t keywords = m->keywords;
+		if (op_kwmap_apply(c, kw, s, t, &keywords) < 0)
+			return -1;
 		struct mdname_info info;
 		char name[MDNAME_MAX + 1];
 		if (mdname_parse(m->name, strlen(m->name), &info) < 0) {
@@ -429,7 +528,7 @@ static int op_xfer_one(struct store__op_ctx *c, struct store__op_box *s, struct 
 		bool to_new = m->in_new && info.info == MDNAME_INFO_NONE;
 		if (to_new)
 			snprintf(name, sizeof(name), "%s", base);
-		else if (mdname_with_info(name, sizeof(name), base, strlen(base), m->flags, m->keywords,
+		else if (mdname_with_info(name, sizeof(name), base, strlen(base), m->flags, keywords,
 					  info.other) < 0) {
 			c->error = xasprintf("%s: cannot name a copy of uid %u", t->dir, uid);
 			free(base);
@@ -484,7 +583,7 @@ static int op_xfer_one(struct store__op_ctx *c, struct store__op_box *s, struct 
 		struct idx_message n = {
 			.uid = t->mb.uidnext,
 			.flags = m->flags,
-			.keywords = m->keywords,
+			.keywords = keywords,
 			.in_new = to_new,
 			.modseq = ++t->mb.modseq,
 			.size = m->size,
@@ -515,6 +614,7 @@ enum store_result store__op_xfer(struct store__op_ctx *c, const char *src, const
 {
 	struct store_op *op = c->op;
 	struct store__op_box sbox = { 0 }, tbox = { 0 };
+	struct op_kwmap kwmap = { .loaded = false };
 	struct store__op_box *s = &sbox, *t = &tbox;
 	int64_t bytes = 0, msgs = 0;
 	uint32_t first = 0, last = 0;
@@ -565,7 +665,7 @@ enum store_result store__op_xfer(struct store__op_ctx *c, const char *src, const
 		struct idx_message m = { 0 };
 		int rc = idx_message_get(c->txn, c->st->db, s->mb.id, uid, &m, &c->error);
 		if (rc == 0)
-			rc = op_xfer_one(c, s, t, x->move, uid, &m, &nuid);
+			rc = op_xfer_one(c, s, t, x->move, uid, &m, &kwmap, &nuid);
 		if (rc < 0) {
 			idx_message_clear(&m);
 			goto out;
@@ -618,6 +718,7 @@ enum store_result store__op_xfer(struct store__op_ctx *c, const char *src, const
 		store__op_event(op, t->name, STORE_EVENT_NEW, first, last);
 	r = STORE_OK;
 out:
+	op_kwmap_free(&kwmap);
 	if (t != s)
 		store__op_box_free(t);
 	store__op_box_free(s);

@@ -12,6 +12,9 @@ synchronisation), every socket has a timeout, and every server started is
 stopped in a finally block (the context manager, and the runner again after
 each test as a safety net).
 
+For IMAP, Imap is a raw client (tagged commands, literals read whole) and
+imap_parse() turns a response into tokens.
+
 Environment:
   POSTBOTE_BIN   the binary (default: <repo>/build/postbote)
   POSTBOTE_KEEP  1 = keep the temp directories of failed tests
@@ -208,6 +211,11 @@ class Client:
     def readline(self, timeout=None):
         """One line without CRLF; raises EOFError on close, socket.timeout
         after timeout seconds in all."""
+        return self.readline_bytes(timeout)[:-1].rstrip(b"\r").decode("utf-8", "replace")
+
+    def readline_bytes(self, timeout=None):
+        """One line as bytes, its line end included (for protocols with
+        binary data, such as IMAP literals)."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buf:
@@ -218,8 +226,24 @@ class Client:
             if not data:
                 raise EOFError("connection closed (pending %r)" % self.buf[:200])
             self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.rstrip(b"\r").decode("utf-8", "replace")
+        i = self.buf.index(b"\n") + 1
+        line, self.buf = self.buf[:i], self.buf[i:]
+        return line
+
+    def read_exact(self, n, timeout=None):
+        """Exactly n bytes."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("%d of %d bytes within %.1fs" % (len(self.buf), n, timeout))
+            data = self._fill(left)
+            if not data:
+                raise EOFError("connection closed after %d of %d bytes" % (len(self.buf), n))
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
 
     def read_reply(self, timeout=None):
         """An SMTP reply, possibly multi-line: list of lines."""
@@ -574,6 +598,206 @@ def run(cmd, input=None, timeout=30, cwd=None):
     """subprocess.run with captured text output and a timeout."""
     return subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, cwd=cwd)
+
+
+# ---------------------------------------------------------------- accounts
+
+def add_user(srv, address, password):
+    """Add an account with the CLI (the server may be running or not)."""
+    r = run([BIN, "user", "add", address, "-c", srv.config_path, "--password-stdin"],
+            input=(password + "\n").encode(), cwd=srv.dir)
+    if r.returncode != 0:
+        raise TestFailure("user add %s: exit %d: %r" % (address, r.returncode, r.stderr))
+
+
+# ---------------------------------------------------------------- IMAP
+
+def imap_parse(data):
+    """The tokens of one IMAP response (or of a part of one): atoms and
+    numbers as str, quoted strings and literals as bytes, NIL as None,
+    parenthesised lists as lists. A bracketed part of an atom is kept
+    whole ("BODY[HEADER.FIELDS (SUBJECT)]<0>")."""
+    pos = 0
+    n = len(data)
+
+    def parse_list(close):
+        nonlocal pos
+        out = []
+        while True:
+            while pos < n and data[pos:pos + 1] in (b" ", b"\r", b"\n"):
+                pos += 1
+            if pos >= n:
+                if close is None:
+                    return out
+                raise TestFailure("unbalanced parentheses in %r" % data[:300])
+            c = data[pos:pos + 1]
+            if c == b")":
+                if close is None:
+                    raise TestFailure("stray ')' in %r" % data[:300])
+                pos += 1
+                return out
+            if c == b"(":
+                pos += 1
+                out.append(parse_list(b")"))
+            elif c == b'"':
+                pos += 1
+                s = bytearray()
+                while data[pos:pos + 1] != b'"':
+                    if pos >= n:
+                        raise TestFailure("unterminated quoted string in %r" % data[:300])
+                    if data[pos:pos + 1] == b"\\":
+                        pos += 1
+                    s += data[pos:pos + 1]
+                    pos += 1
+                pos += 1
+                out.append(bytes(s))
+            elif c == b"{" or data[pos:pos + 2] == b"~{":
+                m = re.match(rb"~?\{(\d+)\+?\}\r\n", data[pos:])
+                if not m:
+                    raise TestFailure("bad literal at %r" % data[pos:pos + 40])
+                pos += m.end()
+                size = int(m.group(1))
+                out.append(data[pos:pos + size])
+                pos += size
+            else:
+                start = pos
+                depth = 0
+                while pos < n:
+                    c = data[pos:pos + 1]
+                    if c == b"[":
+                        depth += 1
+                    elif c == b"]":
+                        depth -= 1
+                    elif depth == 0 and c in (b" ", b"(", b")", b"\r", b"\n"):
+                        break
+                    pos += 1
+                atom = data[start:pos].decode("utf-8", "replace")
+                out.append(None if atom.upper() == "NIL" else atom)
+    return parse_list(None)
+
+
+class ImapResult:
+    """A command's untagged responses (each whole, literals inline, as
+    bytes without the leading "* ") and its tagged completion."""
+
+    def __init__(self, tag, untagged, tagged):
+        self.tag = tag
+        self.untagged = untagged
+        self.tagged = tagged          # the completion line without tag and CRLF
+        self.status = tagged.split(b" ", 1)[0].decode()
+
+    @property
+    def ok(self):
+        return self.status == "OK"
+
+    def named(self, name):
+        """Untagged responses of a kind ("FETCH", "EXISTS", "LIST"...),
+        as token lists."""
+        out = []
+        for u in self.untagged:
+            toks = imap_parse(u)
+            if len(toks) >= 2 and isinstance(toks[1], str) and toks[1].upper() == name and toks[0].isdigit():
+                out.append(toks)
+            elif toks and isinstance(toks[0], str) and toks[0].upper() == name:
+                out.append(toks)
+        return out
+
+    def __repr__(self):
+        return "<%s %r untagged=%r>" % (self.tag, self.tagged, [u[:200] for u in self.untagged])
+
+
+class Imap:
+    """A raw IMAP client over a Client: for what imaplib does not do (IDLE,
+    pipelining, LITERAL+, malformed input) and for exact checks of
+    responses."""
+
+    def __init__(self, client, timeout=SOCKET_TIMEOUT):
+        self.c = client
+        self.timeout = timeout
+        self.n = 0
+
+    @classmethod
+    def open(cls, srv, kind="imaps", timeout=SOCKET_TIMEOUT):
+        imap = cls(srv.connect(kind, timeout=timeout), timeout)
+        greeting = imap.read_response()
+        if not greeting.startswith(b"* OK"):
+            raise TestFailure("IMAP greeting %r" % greeting)
+        imap.greeting = greeting
+        return imap
+
+    def next_tag(self):
+        self.n += 1
+        return "t%d" % self.n
+
+    def send(self, data):
+        self.c.send(data)
+
+    def read_response(self, timeout=None):
+        """One response, its literals read whole and kept inline."""
+        timeout = self.timeout if timeout is None else timeout
+        out = b""
+        while True:
+            line = self.c.readline_bytes(timeout)
+            out += line
+            m = re.search(rb"\{(\d+)\}\r\n$", line)
+            if not m:
+                return out
+            out += self.c.read_exact(int(m.group(1)), timeout)
+
+    def finish(self, tag, timeout=None):
+        """Responses until tag's completion: an ImapResult."""
+        untagged = []
+        while True:
+            r = self.read_response(timeout)
+            if r.startswith(tag.encode() + b" "):
+                return ImapResult(tag, untagged, r[len(tag) + 1:].rstrip(b"\r\n"))
+            if r.startswith(b"* "):
+                untagged.append(r[2:].rstrip(b"\r\n"))
+            else:
+                raise TestFailure("unexpected response to %s: %r" % (tag, r[:300]))
+
+    def finish_many(self, tags, timeout=None):
+        """Responses until every tag in tags has completed (pipelined
+        commands may be answered in any order, RFC 3501 5.5): the untagged
+        responses of all, and {tag: completion line}."""
+        untagged = []
+        done = {}
+        while len(done) < len(tags):
+            r = self.read_response(timeout)
+            tag = r.split(b" ", 1)[0].decode(errors="replace")
+            if tag in tags and tag not in done:
+                done[tag] = r[len(tag) + 1:].rstrip(b"\r\n")
+            elif r.startswith(b"* "):
+                untagged.append(r[2:].rstrip(b"\r\n"))
+            else:
+                raise TestFailure("unexpected response to %s: %r" % (tags, r[:300]))
+        return untagged, done
+
+    def cmd(self, text, timeout=None):
+        """Send "TAG text" and read to its completion."""
+        if isinstance(text, str):
+            text = text.encode()
+        tag = self.next_tag()
+        self.send(tag.encode() + b" " + text + b"\r\n")
+        return self.finish(tag, timeout)
+
+    def ok(self, text, timeout=None):
+        r = self.cmd(text, timeout)
+        if not r.ok:
+            raise TestFailure("%s: %r" % (text if isinstance(text, str) else text[:80], r))
+        return r
+
+    def login(self, user, password):
+        return self.ok('LOGIN "%s" "%s"' % (user, password))
+
+    def close(self):
+        self.c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---------------------------------------------------------------- the runner

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run postbote under valgrind, drive a few connections of every kind (plain,
 # STARTTLS, implicit TLS, refused over both, an overlong line, a SIGHUP
-# reload, the trace), stop it with SIGTERM and report valgrind's summary.
+# reload, the trace, an IMAP session with most commands and IDLE), stop it
+# with SIGTERM and report valgrind's summary.
 #
 # Exit 0 when the server exited 0 and valgrind found no errors and no
 # definite or indirect leaks; non-zero otherwise. Slow, so not part of
@@ -39,6 +40,7 @@ trap cleanup EXIT
 # deadline). It prints the server's exit code last.
 PBTEST_DIR="$HERE" python3 - "$VGLOG" <<'EOF'
 import os
+import re
 import signal
 import sys
 import traceback
@@ -166,6 +168,62 @@ try:
         c.expect("500 ", T)
         c.cmd("NOOP")
         c.expect("250 ", T)
+
+    # IMAP: a session with most commands (literals, the MIME parser, SEARCH,
+    # flags, COPY/MOVE/EXPUNGE), IDLE woken by a delivery, and clients that
+    # vanish in the middle of a literal and of an IDLE.
+    closes = srv.count_log(r"conn \d+ close:")
+    vg_user = "vg@" + srv.domain
+    msg = (b"From: a@remote.example\r\nSubject: vg imap\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+           b"hello\r\n--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           b"aGVsbG8=\r\n--b--\r\n")
+    im = pbtest.Imap.open(srv, "imaps", timeout=T)
+    im.login(vg_user, "vg-password")
+    for cmd in (b"APPEND INBOX (\\Seen $vg) {%d+}\r\n" % len(msg) + msg, "CREATE vg/sub", 'LIST "" *',
+                'LSUB "" *', "STATUS INBOX (MESSAGES UIDNEXT UNSEEN)", "SELECT INBOX",
+                "FETCH 1:* (FLAGS UID INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE)",
+                "FETCH * (BODY[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.5> BODY[TEXT])",
+                "SEARCH CHARSET UTF-8 OR BODY hello SUBJECT vg", "UID STORE 1:* +FLAGS (\\Flagged $x)",
+                "UID COPY 1:* vg/sub", "MOVE 1 Trash", "NAMESPACE", "ID NIL", "RENAME vg/sub vg/other",
+                "DELETE vg/other", "STORE 1 +FLAGS.SILENT (\\Deleted)", "EXPUNGE", "CHECK", "UNSELECT",
+                "EXAMINE Trash", "CLOSE", "SELECT INBOX"):
+        r = im.cmd(cmd, T)
+        if r.status != "OK":
+            raise AssertionError("IMAP %r: %r" % (cmd[:60], r))
+    im.send(b"i1 IDLE\r\n")
+    if not im.c.readline_bytes(T).startswith(b"+ "):
+        raise AssertionError("no IDLE continuation")
+    with srv.connect("smtp", timeout=T) as c:
+        banner(c, "220 ")
+        c.cmd("EHLO vg.example")
+        c.read_reply(T)
+        c.send("MAIL FROM:<a@remote.example>\r\nRCPT TO:<%s>\r\nDATA\r\n" % vg_user)
+        c.expect("250 ", T)
+        c.expect("250 ", T)
+        c.expect("354 ", T)
+        c.send("Subject: idle\r\n\r\nwake up\r\n.\r\nQUIT\r\n")
+        c.expect("250 ", T)
+        c.expect("221 ", T)
+    r = im.read_response(T)
+    if not re.match(rb"\* \d+ EXISTS", r):
+        raise AssertionError("IDLE did not see the delivery: %r" % r)
+    im.send(b"DONE\r\n")
+    im.finish("i1", T)
+    im.ok("LOGOUT", T)
+    im.close()
+    with pbtest.Imap.open(srv, "imaps", timeout=T) as gone:
+        gone.login(vg_user, "vg-password")
+        gone.send(b"a1 APPEND INBOX {1000}\r\n")
+        gone.c.readline_bytes(T)
+        gone.send(b"x" * 400)
+    with pbtest.Imap.open(srv, "imaps", timeout=T) as gone:
+        gone.login(vg_user, "vg-password")
+        gone.ok("SELECT INBOX", T)
+        gone.send(b"i2 IDLE\r\n")
+        gone.c.readline_bytes(T)
+    pbtest.wait_for(lambda: srv.count_log(r"conn \d+ close:") >= closes + 4, T,
+                    "the IMAP connections to be closed")
 
     # Reload (config and the self-signed certificate).
     mark = srv.log_mark()

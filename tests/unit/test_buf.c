@@ -40,6 +40,37 @@ START_TEST(printf_long)
 }
 END_TEST
 
+START_TEST(shrink_gives_back_storage)
+{
+	struct buf b;
+	char big[5000];
+	memset(big, 'x', sizeof(big));
+	buf_init(&b, 1 << 20);
+	ck_assert_int_eq(buf_append(&b, big, sizeof(big)), 0);
+	ck_assert_uint_ge(b.cap, sizeof(big));
+	buf_shrink(&b, 1024);
+	ck_assert_uint_ge(b.cap, sizeof(big)); /* holds data that needs it */
+
+	buf_consume(&b, sizeof(big) - 10);
+	buf_shrink(&b, 1024);
+	ck_assert_uint_le(b.cap, 1024);
+	ck_assert_uint_eq(buf_len(&b), 10);
+	ck_assert(memcmp(buf_ptr(&b), big, 10) == 0);
+	ck_assert_int_eq(buf_append(&b, "tail", 4), 0);
+	ck_assert(memcmp(buf_ptr(&b) + 10, "tail", 4) == 0);
+
+	buf_reset(&b);
+	buf_shrink(&b, 0);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_eq(b.cap, 0);
+	ck_assert_int_eq(buf_append(&b, "again", 5), 0); /* usable afterwards */
+	ck_assert(memcmp(buf_ptr(&b), "again", 5) == 0);
+	buf_shrink(&b, 4096);                            /* small: kept */
+	ck_assert_ptr_nonnull(b.data);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(trace_escape_controls)
 {
 	char out[64];
@@ -57,6 +88,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, append_respects_max);
 	tcase_add_test(tc, printf_long);
+	tcase_add_test(tc, shrink_gives_back_storage);
 	tcase_add_test(tc, trace_escape_controls);
 	suite_add_tcase(s, tc);
 	return testutil_run(s);

@@ -368,6 +368,41 @@ START_TEST(test_discard)
 }
 END_TEST
 
+START_TEST(test_trim)
+{
+	/* A long line grows the buffer; trimming between lines gives the
+	 * storage back and keeps a partial line that is still arriving. */
+	struct linereader lr;
+	const char *line;
+	size_t len;
+	char big[20000];
+
+	memset(big, 'a', sizeof(big));
+	big[sizeof(big) - 2] = '\r';
+	big[sizeof(big) - 1] = '\n';
+	linereader_init(&lr, 65536, 65536 + 4096);
+	ck_assert_int_eq(linereader_feed(&lr, big, sizeof(big)), 0);
+	ck_assert_int_eq(linereader_feed(&lr, "a1 NO", 5), 0);
+	ck_assert_int_eq(linereader_next(&lr, &line, &len), LINEREADER_LINE);
+	ck_assert_uint_eq(len, sizeof(big) - 2);
+	ck_assert_int_eq(linereader_next(&lr, &line, &len), LINEREADER_NEED_MORE);
+	ck_assert_uint_ge(lr.in.cap, sizeof(big));
+	linereader_trim(&lr);
+	ck_assert_uint_le(lr.in.cap, 1024);
+	ck_assert_uint_eq(linereader_buffered(&lr), 5);
+	ck_assert_int_eq(linereader_feed(&lr, "OP\r\n", 4), 0);
+	ck_assert_int_eq(linereader_next(&lr, &line, &len), LINEREADER_LINE);
+	ck_assert_uint_eq(len, 7);
+	ck_assert(memcmp(line, "a1 NOOP", 7) == 0);
+	ck_assert_int_eq(linereader_next(&lr, &line, &len), LINEREADER_NEED_MORE);
+	linereader_trim(&lr);
+	ck_assert_int_eq(linereader_feed(&lr, "a2 X\r\n", 6), 0);
+	ck_assert_int_eq(linereader_next(&lr, &line, &len), LINEREADER_LINE);
+	ck_assert(memcmp(line, "a2 X", 4) == 0);
+	linereader_free(&lr);
+}
+END_TEST
+
 START_TEST(test_buffer_max)
 {
 	struct linereader lr;
@@ -453,6 +488,7 @@ static Suite *linereader_suite(void)
 	tcase_add_test(tc, test_take);
 	tcase_add_test(tc, test_take_after_partial_scan);
 	tcase_add_test(tc, test_discard);
+	tcase_add_test(tc, test_trim);
 	tcase_add_test(tc, test_buffer_max);
 	tcase_add_test(tc, test_set_line_max);
 	suite_add_tcase(s, tc);

@@ -369,14 +369,14 @@ START_TEST(copy_to_existing_folder)
 
 	tstore_open(&t);
 	deliver_n(&t, 3);
-	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Archive", NULL, NULL, 0, NULL), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Saved", NULL, NULL, 0, NULL), STORE_OK);
 	ck_assert_int_eq(flags_op(&t, 2, STORE_FLAGS_ADD, IDX_SEEN, 0, NULL), STORE_OK);
 	char *src0 = name_of(&t, "INBOX", 1);
-	heard_watch(&t, &h, "Archive");
+	heard_watch(&t, &h, "Saved");
 
 	const uint32_t uids[] = { 1, 2, 3 };
-	ck_assert_int_eq(run_op(&t, STORE_OP_COPY, "INBOX", "Archive", uids, 3, &op), STORE_OK);
-	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Archive", &oa), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_COPY, "INBOX", "Saved", uids, 3, &op), STORE_OK);
+	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Saved", &oa), STORE_OK);
 	ck_assert_uint_eq(op.done, 3);
 	ck_assert_uint_eq(op.target_uidvalidity, oa.uidvalidity);
 	ck_assert_uint_eq(op.new_uids[0], 1);
@@ -392,12 +392,12 @@ START_TEST(copy_to_existing_folder)
 	ck_assert_uint_eq(oa.count, 3);
 	ck_assert_uint_eq(oa.unseen, 2);
 	ck_assert_uint_eq(oa.uidnext, 4);
-	char *ad = box_dir(&t, ".Archive"), *md = box_dir(&t, NULL);
+	char *ad = box_dir(&t, ".Saved"), *md = box_dir(&t, NULL);
 	/* Unflagged ones stay in new/ without info; the seen one in cur/. */
 	ck_assert_uint_eq(tstore_count_files(ad, "new"), 2);
 	ck_assert_uint_eq(tstore_count_files(ad, "cur"), 1);
 	ck_assert_uint_eq(tstore_count_files(ad, "tmp"), 0);
-	char *c2 = name_of(&t, "Archive", 2);
+	char *c2 = name_of(&t, "Saved", 2);
 	ck_assert_msg(ends_with(c2, ":2,S"), "%s", c2);
 	/* A hard link: the source file now has two names. */
 	char *sp = xasprintf("%s/new/%s", md, src0);
@@ -417,7 +417,7 @@ START_TEST(copy_to_existing_folder)
 	uidlist_free(&ul);
 
 	/* Again: COPYUID numbers go on ascending. */
-	ck_assert_int_eq(run_op(&t, STORE_OP_COPY, "INBOX", "Archive", uids, 2, &op), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_COPY, "INBOX", "Saved", uids, 2, &op), STORE_OK);
 	ck_assert_uint_eq(op.new_uids[0], 4);
 	ck_assert_uint_eq(op.new_uids[1], 5);
 	store_op_clear(&op);
@@ -445,24 +445,24 @@ START_TEST(copy_refused)
 	struct stat sb;
 	ck_assert_int_ne(stat(nd, &sb), 0);
 
-	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Archive", NULL, NULL, 0, NULL), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Saved", NULL, NULL, 0, NULL), STORE_OK);
 	/* Two messages in use; room for three. */
-	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Archive",
+	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Saved",
 				.uids = uids, .n_uids = 2, .quota_messages = 3 };
 	ck_assert_int_eq(tstore_op(&t, &op), STORE_OVER_QUOTA);
 	ck_assert_uint_eq(op.done, 0);
 	store_op_clear(&op);
-	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Archive",
+	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Saved",
 				.uids = uids, .n_uids = 2, .quota_bytes = 3 * (sizeof(msg1) - 1) };
 	ck_assert_int_eq(tstore_op(&t, &op), STORE_OVER_QUOTA);
 	store_op_clear(&op);
-	char *ad = box_dir(&t, ".Archive");
+	char *ad = box_dir(&t, ".Saved");
 	ck_assert_uint_eq(tstore_count_files(ad, "new") + tstore_count_files(ad, "cur") +
 			  tstore_count_files(ad, "tmp"), 0);
-	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Archive", &oa), STORE_OK);
+	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Saved", &oa), STORE_OK);
 	ck_assert_uint_eq(oa.count, 0);
 	/* Exactly at the limit fits. */
-	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Archive",
+	op = (struct store_op){ .kind = STORE_OP_COPY, .account = ALICE, .mailbox = "INBOX", .target = "Saved",
 				.uids = uids, .n_uids = 2, .quota_messages = 4 };
 	ck_assert_int_eq(tstore_op(&t, &op), STORE_OK);
 	store_op_clear(&op);
@@ -482,12 +482,12 @@ START_TEST(move_between_folders)
 
 	tstore_open(&t);
 	deliver_n(&t, 3);
-	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Archive", NULL, NULL, 0, NULL), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_CREATE, "Saved", NULL, NULL, 0, NULL), STORE_OK);
 	ck_assert_int_eq(flags_op(&t, 1, STORE_FLAGS_ADD, IDX_FLAGGED, 0, NULL), STORE_OK);
 	heard_watch(&t, &hi, "INBOX");
-	heard_watch(&t, &ha, "Archive");
+	heard_watch(&t, &ha, "Saved");
 	const uint32_t uids[] = { 1, 3 };
-	ck_assert_int_eq(run_op(&t, STORE_OP_MOVE, "INBOX", "Archive", uids, 2, &op), STORE_OK);
+	ck_assert_int_eq(run_op(&t, STORE_OP_MOVE, "INBOX", "Saved", uids, 2, &op), STORE_OK);
 	ck_assert_uint_eq(op.done, 2);
 	ck_assert_uint_eq(op.new_uids[0], 1);
 	ck_assert_uint_eq(op.new_uids[1], 2);
@@ -505,13 +505,13 @@ START_TEST(move_between_folders)
 	store_unwatch(t.st, &hi.w);
 	store_unwatch(t.st, &ha.w);
 
-	char *md = box_dir(&t, NULL), *ad = box_dir(&t, ".Archive");
+	char *md = box_dir(&t, NULL), *ad = box_dir(&t, ".Saved");
 	ck_assert_uint_eq(tstore_count_files(md, "new") + tstore_count_files(md, "cur"), 1);
 	ck_assert_uint_eq(tstore_count_files(ad, "new"), 1);
 	ck_assert_uint_eq(tstore_count_files(ad, "cur"), 1);
 	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "INBOX", &o), STORE_OK);
 	ck_assert_uint_eq(o.count, 1);
-	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Archive", &oa), STORE_OK);
+	ck_assert_int_eq(tstore_open_mailbox(&t, ALICE, "Saved", &oa), STORE_OK);
 	ck_assert_uint_eq(oa.count, 2);
 	uint32_t *u, *f;
 	char **names;
@@ -773,9 +773,10 @@ START_TEST(new_account_gets_default_folders)
 
 	tstore_open(&t);
 	deliver_n(&t, 1);
-	const char *folders[] = { "Sent", "Drafts", "Trash", "Junk" };
-	const uint32_t attrs[] = { IDX_MBOX_SENT, IDX_MBOX_DRAFTS, IDX_MBOX_TRASH, IDX_MBOX_JUNK };
-	for (int i = 0; i < 4; i++) {
+	const char *folders[] = { "Sent", "Drafts", "Trash", "Junk", "Archive" };
+	const uint32_t attrs[] = { IDX_MBOX_SENT, IDX_MBOX_DRAFTS, IDX_MBOX_TRASH, IDX_MBOX_JUNK,
+				   IDX_MBOX_ARCHIVE };
+	for (int i = 0; i < 5; i++) {
 		ck_assert_int_eq(tstore_mailbox_get(&t, ALICE, folders[i], &mb), 0);
 		ck_assert_uint_eq(mb.attrs, attrs[i] | IDX_MBOX_SUBSCRIBED);
 		char *sub = xasprintf(".%s", folders[i]);
@@ -787,7 +788,7 @@ START_TEST(new_account_gets_default_folders)
 	}
 	char *md = box_dir(&t, NULL);
 	ck_assert_int_eq(store_subscriptions_read(md, &names, &n, &error), 0);
-	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(n, 5);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_str_eq(names[i], folders[i]);
 		free(names[i]);
@@ -805,7 +806,7 @@ START_TEST(new_account_gets_default_folders)
 	ck_assert_int_eq(tstore_mailbox_get(&t, bob[0], "Trash", &mb), 0);
 	ck_assert_uint_eq(mb.attrs, IDX_MBOX_TRASH | IDX_MBOX_SUBSCRIBED);
 	ck_assert_int_eq(store_subscriptions_read(bmd, &names, &n, &error), 0);
-	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(n, 4);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

@@ -350,6 +350,44 @@ START_TEST(test_data_both_ways)
 }
 END_TEST
 
+/* Trimming an idle connection hands back the memory BIOs' storage and
+ * leaves the connection working; with ciphertext still waiting it keeps it. */
+START_TEST(test_trim_keeps_working)
+{
+	struct peer client, server;
+	const size_t big = 256 * 1024;
+
+	connect_pair(&client, &server);
+	unsigned char *down = pattern(big, 3);
+	ck_assert_int_eq(tls_conn_write(server.conn, down, big), TLS_IO_OK);
+	size_t waiting = tls_conn_output_pending(server.conn);
+	tls_conn_trim(server.conn);
+	ck_assert_uint_eq(tls_conn_output_pending(server.conn), waiting);
+	pump(&client, &server);
+	ck_assert_uint_eq(client.got_len, big);
+	ck_assert(memcmp(client.got, down, big) == 0);
+	client.got_len = 0;
+
+	/* Everything taken: trim, then talk again both ways, twice. */
+	for (int round = 0; round < 2; round++) {
+		tls_conn_trim(server.conn);
+		tls_conn_trim(client.conn);
+		ck_assert_int_eq(tls_conn_write(client.conn, "a2 NOOP\r\n", 9), TLS_IO_OK);
+		ck_assert_int_eq(tls_conn_write(server.conn, down, 40000), TLS_IO_OK);
+		pump(&client, &server);
+		ck_assert_uint_eq(server.got_len, 9);
+		ck_assert_mem_eq(server.got, "a2 NOOP\r\n", 9);
+		ck_assert_uint_eq(client.got_len, 40000);
+		ck_assert(memcmp(client.got, down, 40000) == 0);
+		server.got_len = client.got_len = 0;
+	}
+	ck_assert(!client.failed && !server.failed);
+	free(down);
+	peer_free(&client);
+	peer_free(&server);
+}
+END_TEST
+
 /* Plaintext written before the handshake finishes (an implicit-TLS greeting)
  * waits and then goes out first, in order. */
 START_TEST(test_write_before_handshake)
@@ -1021,6 +1059,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, test_handshake_tls12);
 	tcase_add_test(tc, test_tls12_no_aead_refused);
 	tcase_add_test(tc, test_data_both_ways);
+	tcase_add_test(tc, test_trim_keeps_working);
 	tcase_add_test(tc, test_write_before_handshake);
 	tcase_add_test(tc, test_plaintext_is_not_tls);
 	tcase_add_test(tc, test_injection_then_fresh_conn);
