@@ -113,7 +113,7 @@ static bool read_uint(const char **p, const char *end, unsigned *v_r, size_t *di
 int imap__search_sent_day(const char *s, int64_t *day_r)
 {
 	const char *p = s, *end = s + strlen(s);
-	unsigned d, y, hh = 0, mm = 0, ss = 0;
+	unsigned d, y;
 	size_t ydigits;
 
 	skip_cfws(&p, end);
@@ -138,39 +138,8 @@ int imap__search_sent_day(const char *s, int64_t *day_r)
 		y += 1900;
 	if (!valid_date(y, mon, d))
 		return -1;
-	skip_cfws(&p, end);
-	int64_t t = days_from_civil(y, (unsigned)mon + 1, d) * 86400;
-	if (read_uint(&p, end, &hh, NULL) && p < end && *p == ':') {
-		p++;
-		read_uint(&p, end, &mm, NULL);
-		if (p < end && *p == ':') {
-			p++;
-			read_uint(&p, end, &ss, NULL);
-		}
-		t += (int64_t)hh * 3600 + mm * 60 + ss;
-		skip_cfws(&p, end);
-		int64_t zone = 0;
-		if (p < end && (*p == '+' || *p == '-')) {
-			bool neg = *p == '-';
-			unsigned z = 0;
-			p++;
-			read_uint(&p, end, &z, NULL);
-			zone = (int64_t)(z / 100) * 3600 + (z % 100) * 60;
-			if (neg)
-				zone = -zone;
-		} else {
-			static const struct {
-				const char *name;
-				int hours;
-			} zones[] = { { "EST", -5 }, { "EDT", -4 }, { "CST", -6 }, { "CDT", -5 },
-				      { "MST", -7 }, { "MDT", -6 }, { "PST", -8 }, { "PDT", -7 } };
-			for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++) {
-				if ((size_t)(end - p) >= 3 && strncasecmp(p, zones[i].name, 3) == 0)
-					zone = zones[i].hours * 3600;
-			}
-		}
-		t -= zone;
-	}
-	*day_r = imap__search_day_of(t);
+	/* RFC 3501 6.4.4: the day as written, "disregarding time and
+	 * timezone" - the day the sender saw on the calendar. */
+	*day_r = days_from_civil(y, (unsigned)mon + 1, d);
 	return 0;
 }

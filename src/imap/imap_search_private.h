@@ -77,9 +77,9 @@ int imap__search_parse(struct imap *im, struct imap_search *sr, const struct ima
 /* RFC 3501 9 date ("1-Feb-1994") as days since 1970-01-01. Returns 0 or
  * -1. */
 int imap__search_date(const char *s, size_t len, int64_t *day_r);
-/* The UTC day of an RFC 5322 3.3 Date header value, leniently (obsolete
- * two-digit years and zone names; no time means midnight UTC). Returns 0
- * or -1 when it is no date. */
+/* The day of an RFC 5322 3.3 Date header value as written there (time and
+ * zone disregarded, RFC 3501 6.4.4), leniently (day name optional,
+ * obsolete two-digit years). Returns 0 or -1 when it is no date. */
 int imap__search_sent_day(const char *value, int64_t *day_r);
 /* The UTC day of a time in seconds since the epoch. */
 int64_t imap__search_day_of(int64_t t);
