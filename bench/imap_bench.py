@@ -661,17 +661,21 @@ def bench_open(args, tmp):
 
 # ---------------------------------------------------------- the idle bench
 
-def settle(read, deadline=10.0):
-    """Read a memory figure until two readings 200 ms apart agree (the
-    server finished what the last connection started), bounded in time."""
+def settle(read, deadline=15.0, quiet=2.5):
+    """Read a memory figure until it has not changed for `quiet` seconds
+    (the server finished what the last connection started, and postbote
+    gave back the buffers of connections quiet for a second, which it does
+    once a second), bounded in time."""
     end = time.monotonic() + deadline
     last = read()
+    since = time.monotonic()
     while time.monotonic() < end:
-        time.sleep(0.2)
+        time.sleep(0.25)
         now = read()
-        if now == last:
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
             return now
-        last = now
     return last
 
 

@@ -74,6 +74,7 @@ struct conn {
 	size_t queued;                /* bytes handed to uv_write, not yet done */
 	uint64_t bytes_in, bytes_out;
 	uint64_t started_ms;
+	uint64_t active_ms;           /* last read or finished wait (for conn_trim_quiet) */
 	uint64_t id;
 	char peer[INET6_ADDRSTRLEN];
 	int peer_port;
@@ -351,7 +352,7 @@ static void conn_settle(struct conn *c)
 			if (c->effect_pending)
 				conn_settle(c);
 		}
-		conn_trim(c);
+		c->active_ms = uv_now(c->srv->loop);
 	}
 	conn_update_reading(c);
 	conn_unref(c);
@@ -457,7 +458,7 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		if (!c->closing && !c->close_after_flush && !c->tls_handshaking)
 			conn_timer_start(c, session_timeout_ms(c->session));
 		conn_flush(c);
-		conn_trim(c);
+		c->active_ms = uv_now(c->srv->loop);
 	}
 	conn_update_reading(c);
 	conn_unref(c);
@@ -466,7 +467,15 @@ static void conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 /* Between commands a connection should hold little more than its TLS
  * state: the buffers that a long command, a large reply or the handshake
  * grew are given back (contract 5 in memory: 10,000 idle IMAP clients must
- * fit). Called once a read or a wait has been dealt with. */
+ * fit). Only connections that have been quiet for a while are trimmed: one
+ * that is busy would grow its buffers again at once, and freeing them
+ * after every read costs more than it saves. */
+void conn_trim_quiet(struct conn *c, uint64_t quiet_ms)
+{
+	if (uv_now(c->srv->loop) - c->active_ms >= quiet_ms)
+		conn_trim(c);
+}
+
 static void conn_trim(struct conn *c)
 {
 	if (c->closing || c->effect_pending)
@@ -572,7 +581,7 @@ void conn_accept(struct listener *l)
 	snprintf(c->listener_name, sizeof(c->listener_name), "%s", l->name);
 	c->refs = 1;
 	c->id = ++srv->next_id;
-	c->started_ms = uv_now(srv->loop);
+	c->started_ms = c->active_ms = uv_now(srv->loop);
 	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
 	c->tcp.data = c;

@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct server;
 struct listener;
@@ -28,6 +29,11 @@ void conn_shutdown(struct conn *c);
 
 /* Close at once, dropping queued output (stop deadline passed). */
 void conn_abort(struct conn *c);
+
+/* Give back the buffers of a connection that has had no input and no
+ * finished wait for quiet_ms (the server calls it for every connection
+ * now and then). */
+void conn_trim_quiet(struct conn *c, uint64_t quiet_ms);
 
 /* The next connection in the server's list (for iterating while closing). */
 struct conn *conn_next(struct conn *c);

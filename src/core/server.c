@@ -39,6 +39,11 @@
 #define EXIT_CONFIG 78
 #define EXIT_UNAVAILABLE 69
 #define EXIT_CANTCREAT 73
+/* How often connections that have been quiet this long give back their
+ * buffers (see conn_trim_quiet). */
+#define SERVER_TRIM_PERIOD_MS 1000
+
+static void server_trim_quiet(uv_timer_t *t);
 
 const struct session_proto *server_proto_for(enum listener_kind kind)
 {
@@ -197,6 +202,10 @@ int server_new(uv_loop_t *loop, struct config *cfg, struct server **srv_r, char 
 	srv->iplimit = iplimit_new();
 	uv_timer_init(loop, &srv->stop_timer);
 	srv->stop_timer.data = srv;
+	uv_timer_init(loop, &srv->trim_timer);
+	srv->trim_timer.data = srv;
+	/* It never keeps the loop alive by itself. */
+	uv_unref((uv_handle_t *)&srv->trim_timer);
 	srv->n_handles_open = 0;
 
 	if (server_mkdirs(cfg->data_dir, 0750) < 0) {
@@ -291,9 +300,18 @@ int server_run(struct server *srv)
 	uv_signal_start(&srv->sig_int, server_on_signal, SIGINT);
 	uv_signal_start(&srv->sig_hup, server_on_signal, SIGHUP);
 	srv->signals_started = true;
+	uv_timer_start(&srv->trim_timer, server_trim_quiet, SERVER_TRIM_PERIOD_MS, SERVER_TRIM_PERIOD_MS);
 
 	uv_run(srv->loop, UV_RUN_DEFAULT);
 	return 0;
+}
+
+static void server_trim_quiet(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	for (struct conn *c = srv->conns; c != NULL; c = conn_next(c))
+		conn_trim_quiet(c, SERVER_TRIM_PERIOD_MS);
 }
 
 static void server_stop_deadline(uv_timer_t *t)
@@ -326,6 +344,8 @@ static void server_maybe_finish(struct server *srv)
 		return;
 	if (!uv_is_closing((uv_handle_t *)&srv->stop_timer))
 		uv_close((uv_handle_t *)&srv->stop_timer, server_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&srv->trim_timer))
+		uv_close((uv_handle_t *)&srv->trim_timer, server_handle_closed);
 }
 
 void server__conn_gone(struct server *srv)
@@ -499,6 +519,8 @@ void server_free(struct server **srvp)
 		uv_close((uv_handle_t *)&srv->listeners[i]->tcp, server_listener_closed);
 	if (!uv_is_closing((uv_handle_t *)&srv->stop_timer))
 		uv_close((uv_handle_t *)&srv->stop_timer, server_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&srv->trim_timer))
+		uv_close((uv_handle_t *)&srv->trim_timer, server_handle_closed);
 	if (srv->signals_started) {
 		/* Once the handlers go, a late second SIGTERM would kill us
 		 * with the default action instead of the exit 0 we are about

@@ -68,6 +68,7 @@ struct server {
 
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer;
+	uv_timer_t trim_timer;              /* gives quiet connections' buffers back */
 	bool signals_started;
 	bool stopping;
 	uint64_t next_id;

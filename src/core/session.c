@@ -329,8 +329,13 @@ void session_trim(struct session *s)
 {
 	if (s->in_proto || s->waiting || s->resumed || s->want_drain)
 		return;
-	buf_shrink(&s->out, SESSION_OUTPUT_KEEP);
-	linereader_trim(&s->in);
+	/* Only empty buffers are given back: a client that sends without
+	 * reading keeps both partly full, and shrinking them to their
+	 * contents after every read would only make them grow again. */
+	if (buf_len(&s->out) == 0)
+		buf_shrink(&s->out, SESSION_OUTPUT_KEEP);
+	if (linereader_buffered(&s->in) == 0)
+		linereader_trim(&s->in);
 }
 
 static void session_append(struct session *s, const void *data, size_t len)
