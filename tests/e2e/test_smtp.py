@@ -11,6 +11,7 @@ Run: python3 tests/e2e/test_smtp.py [test_name ...]
 
 import glob
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -65,9 +66,18 @@ def maildir(srv, user):
     return os.path.join(srv.data_dir, "mail", DOMAIN, user)
 
 
+def delivery_order(path):
+    """Sort key: when the store named the file. Maildir names carry the
+    microseconds without leading zeros ("1700000000.M50000P..."), so their
+    text order is not their time order."""
+    m = re.match(r"(\d+)\.M(\d+)P\d+Q(\d+)\.", os.path.basename(path))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (0, 0, 0)
+
+
 def delivered_files(srv, user):
     root = maildir(srv, user)
-    return sorted(glob.glob(os.path.join(root, "new", "*")) + glob.glob(os.path.join(root, "cur", "*")))
+    return sorted(glob.glob(os.path.join(root, "new", "*")) + glob.glob(os.path.join(root, "cur", "*")),
+                  key=delivery_order)
 
 
 def wait_delivered(srv, user, n=1):
