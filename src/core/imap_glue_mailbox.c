@@ -339,57 +339,19 @@ static void be_mailbox_close(void *ctx, struct imap_mailbox *mb)
 
 /* ---- message files ---- */
 
-int imap_glue__message_path(struct imap_mailbox *mb, uint32_t uid, char **path_r)
-{
-	struct db *db = mb->be->svc.db;
-	struct idx_message m = { 0 };
-	char *error = NULL;
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
-
-	if (rc != 0) {
-		log_error("imap: %s: reading the index: %s", mb->account, db_strerror(rc));
-		return -1;
-	}
-	rc = idx_message_get(txn, db, mb->mailbox_id, uid, &m, &error);
-	mdb_txn_abort(txn);
-	if (rc < 0) {
-		log_error("imap: %s: reading the index: %s", mb->account, error);
-		free(error);
-		return -1;
-	}
-	if (rc == 0)
-		*path_r = xasprintf("%s/%s/%s", mb->dir, m.in_new ? "new" : "cur", m.name);
-	idx_message_clear(&m);
-	return rc;
-}
-
 int imap_glue__message_fd(struct imap_mailbox *mb, uint32_t uid, enum imap_status *status_r)
 {
-	/* Another session's STORE renames the file (new/ to cur/, a new
-	 * ":2," info) between our look-up and the open: look again once. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		char *path = NULL;
-		int rc = imap_glue__message_path(mb, uid, &path);
-		if (rc != 0) {
-			*status_r = rc > 0 ? IMAP_GONE : IMAP_TEMPFAIL;
-			return -1;
-		}
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd >= 0) {
-			free(path);
-			return fd;
-		}
-		if (errno != ENOENT) {
-			log_error("imap: %s: opening %s: %s", mb->account, path, strerror(errno));
-			free(path);
-			*status_r = IMAP_TEMPFAIL;
-			return -1;
-		}
-		free(path);
+	char *error = NULL;
+	int fd = -1;
+	int rc = idx_message_open_file(mb->be->svc.db, mb->mailbox_id, mb->dir, uid, &fd, &error);
+
+	if (rc == 0)
+		return fd;
+	if (rc < 0) {
+		log_error("imap: %s: message %u: %s", mb->account, uid, error);
+		free(error);
 	}
-	/* Removed by another program; the next open reconciles the index. */
-	*status_r = IMAP_GONE;
+	*status_r = rc > 0 ? IMAP_GONE : IMAP_TEMPFAIL;
 	return -1;
 }
 

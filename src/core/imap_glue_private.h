@@ -136,9 +136,6 @@ void imap_glue__cache_init(struct imap_glue *be);
 void imap_glue__cache_free(struct imap_glue *be);
 struct mime_tree *imap_glue__message_tree(void *ctx, struct imap_mailbox *mb, uint32_t uid, enum imap_status *status_r);
 
-/* Where uid's file is now, from the index: 0 with *path_r, 1 when the
- * index has no such message, -1 on an error. */
-int imap_glue__message_path(struct imap_mailbox *mb, uint32_t uid, char **path_r);
 /* Open uid's file read-only (looking it up again once when another
  * session renamed it meanwhile): the fd, or -1 with *status_r. */
 int imap_glue__message_fd(struct imap_mailbox *mb, uint32_t uid, enum imap_status *status_r);

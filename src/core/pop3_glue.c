@@ -280,67 +280,25 @@ static void be_maildrop_close(void *ctx, struct pop3_maildrop *pub)
 
 /* ---- Messages ---- */
 
-/* Where uid's file is now, from the index. 0, 1 when the index has no such
- * message, -1 on an error. */
-static int message_path(struct maildrop *md, uint32_t uid, char **path_r)
-{
-	struct db *db = md->be->svc.db;
-	struct idx_message m = { 0 };
-	char *error = NULL;
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
-
-	if (rc != 0) {
-		log_error("pop3: %s: reading the index: %s", md->account, db_strerror(rc));
-		return -1;
-	}
-	rc = idx_message_get(txn, db, md->mailbox_id, uid, &m, &error);
-	mdb_txn_abort(txn);
-	if (rc < 0) {
-		log_error("pop3: %s: reading the index: %s", md->account, error);
-		free(error);
-		return -1;
-	}
-	if (rc == 0)
-		*path_r = xasprintf("%s/%s/%s", md->dir, m.in_new ? "new" : "cur", m.name);
-	idx_message_clear(&m);
-	return rc;
-}
-
 static void *be_message_open(void *ctx, struct pop3_maildrop *pub, uint32_t uid, enum pop3_status *status_r)
 {
 	struct maildrop *md = (struct maildrop *)pub;
+	char *error = NULL;
+	int fd = -1;
 	(void)ctx;
 
-	/* An IMAP client that changes the message's flags renames its file
-	 * (new/ to cur/, a new ":2," info) between our look-up and the open:
-	 * look again once. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		char *path = NULL;
-		int rc = message_path(md, uid, &path);
-		if (rc != 0) {
-			*status_r = rc > 0 ? POP3_GONE : POP3_TEMPFAIL;
-			return NULL;
+	int rc = idx_message_open_file(md->be->svc.db, md->mailbox_id, md->dir, uid, &fd, &error);
+	if (rc != 0) {
+		if (rc < 0) {
+			log_error("pop3: %s: message %u: %s", md->account, uid, error);
+			free(error);
 		}
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd >= 0) {
-			free(path);
-			struct reader *r = xmalloc(sizeof(*r));
-			r->fd = fd;
-			return r;
-		}
-		if (errno != ENOENT) {
-			log_error("pop3: %s: opening %s: %s", md->account, path, strerror(errno));
-			free(path);
-			*status_r = POP3_TEMPFAIL;
-			return NULL;
-		}
-		free(path);
+		*status_r = rc > 0 ? POP3_GONE : POP3_TEMPFAIL;
+		return NULL;
 	}
-	/* Removed by another program; the next open of the mailbox
-	 * reconciles the index. */
-	*status_r = POP3_GONE;
-	return NULL;
+	struct reader *r = xmalloc(sizeof(*r));
+	r->fd = fd;
+	return r;
 }
 
 static ssize_t be_message_read(void *reader, void *buf, size_t len)

@@ -5,8 +5,11 @@
  */
 #include "maildir/index.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xalloc.h"
 
@@ -491,4 +494,46 @@ int idx_account_forget(MDB_txn *txn, struct db *db, const char *account, char **
 			ret = idx_fail(rc, "usage del", error_r);
 	}
 	return ret;
+}
+
+/* Where uid's file is now: 0 with *path_r, 1 when the index has no such
+ * message, -1 with *error_r. */
+static int idx_message_path(struct db *db, uint64_t mailbox_id, const char *dir, uint32_t uid, char **path_r,
+			    char **error_r)
+{
+	struct idx_message m = { 0 };
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc != 0)
+		return idx_fail(rc, "read txn", error_r);
+	rc = idx_message_get(txn, db, mailbox_id, uid, &m, error_r);
+	mdb_txn_abort(txn);
+	if (rc == 0)
+		*path_r = xasprintf("%s/%s/%s", dir, m.in_new ? "new" : "cur", m.name);
+	idx_message_clear(&m);
+	return rc;
+}
+
+int idx_message_open_file(struct db *db, uint64_t mailbox_id, const char *dir, uint32_t uid, int *fd_r,
+			  char **error_r)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *path = NULL;
+		int rc = idx_message_path(db, mailbox_id, dir, uid, &path, error_r);
+		if (rc != 0)
+			return rc;
+		*fd_r = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (*fd_r >= 0) {
+			free(path);
+			return 0;
+		}
+		if (errno != ENOENT) {
+			*error_r = xasprintf("opening %s: %s", path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	return 1;
 }

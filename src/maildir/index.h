@@ -113,6 +113,16 @@ int idx_mimecache_put(MDB_txn *txn, struct db *db, uint64_t mailbox_id, uint32_t
 		      size_t len, char **error_r);
 void idx_message_clear(struct idx_message *msg);
 
+/* Open the file of message uid of the mailbox whose directory is dir, for
+ * reading, from where the index says it is now. A file renamed between
+ * the look-up and the open (a flag change moves it from new/ to cur/ or
+ * gives it a new ":2," info) is looked up once more. Returns 0 with *fd_r,
+ * 1 when the message is gone (not in the index, or removed by another
+ * program: the next open of the mailbox reconciles the index), -1 with
+ * *error_r. Opens its own read transaction; blocking (page cache). */
+int idx_message_open_file(struct db *db, uint64_t mailbox_id, const char *dir, uint32_t uid, int *fd_r,
+			  char **error_r);
+
 /* Forget everything the index knows of an account (its mailboxes, their
  * messages, its usage) so it is rebuilt from the files and their
  * dovecot-uidlist the next time each mailbox is opened. */

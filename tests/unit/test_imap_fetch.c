@@ -13,12 +13,7 @@
 #include "mime/mime_bodystructure.h"
 #include "mime/mime_envelope.h"
 #include "mime/mime_section.h"
-#include "test_imap_fake.h"
-#include "testutil.h"
-
-static struct config cfg;
-
-#define ACCOUNT "bob@example.test"
+#include "imap_drain_harness.h"
 
 /* A multipart with a nested message/rfc822 that is multipart itself. */
 #define M_MULTI                                                                                   \
@@ -57,98 +52,6 @@ static struct config cfg;
 #define M_NUL "Subject: nul\r\n\r\na\0b\r\n"
 #define M_NUL_LEN (sizeof(M_NUL) - 1)
 
-struct t {
-	struct fake f;
-	struct session *s;
-	char *out;
-	size_t len, cap;
-	size_t step_max;
-	unsigned drains;
-};
-
-static void setup(void)
-{
-	log_setup(LOG_LEVEL_WARN, false, NULL);
-	config_dev_setup(&cfg);
-}
-
-static void teardown(void)
-{
-	config_free(&cfg);
-}
-
-static size_t t_collect(struct t *t)
-{
-	struct buf *b = session_output(t->s);
-	size_t n = buf_len(b);
-	if (t->len + n + 1 > t->cap) {
-		t->cap = (t->len + n + 1) * 2;
-		t->out = xrealloc(t->out, t->cap);
-	}
-	memcpy(t->out + t->len, buf_ptr(b), n);
-	t->len += n;
-	t->out[t->len] = '\0';
-	buf_reset(b);
-	return n;
-}
-
-/* The output since the last take; *len_r its length (it may hold NULs). */
-static char *t_take_len(struct t *t, size_t *len_r)
-{
-	t_collect(t);
-	char *s = xmalloc(t->len + 1);
-	memcpy(s, t->out ? t->out : "", t->len);
-	s[t->len] = '\0';
-	if (len_r)
-		*len_r = t->len;
-	t->len = 0;
-	return s;
-}
-
-static char *t_take(struct t *t)
-{
-	return t_take_len(t, NULL);
-}
-
-/* Carry out waits as the glue would: the fake's work runs, output drains
- * (is taken) when asked. */
-static enum session_effect t_settle(struct t *t, enum session_effect e, bool run_fake)
-{
-	for (;;) {
-		if (e == SESSION_EFFECT_NONE)
-			e = session_continue(t->s);
-		size_t n = t_collect(t);
-		if (n > t->step_max)
-			t->step_max = n;
-		if (e != SESSION_EFFECT_WAIT)
-			return e;
-		if (session_resumed(t->s)) {
-			e = session_continue(t->s);
-		} else if (session_wants_drain(t->s)) {
-			t->drains++;
-			session_drained(t->s);
-		} else if (!run_fake || !fake_run(&t->f)) {
-			return SESSION_EFFECT_WAIT;
-		}
-	}
-}
-
-static enum session_effect t_feed(struct t *t, const char *in, bool bytewise)
-{
-	size_t len = strlen(in);
-	char *g = guard_copy(in, len);
-	enum session_effect e = SESSION_EFFECT_NONE;
-
-	if (!bytewise) {
-		e = t_settle(t, session_feed(t->s, g, len), true);
-	} else {
-		for (size_t i = 0; i < len && e != SESSION_EFFECT_CLOSE; i++)
-			e = t_settle(t, session_feed(t->s, g + i, 1), true);
-	}
-	guard_free(g, len);
-	return e;
-}
-
 static void t_expect(struct t *t, const char *in, const char *want)
 {
 	for (int bytewise = 0; bytewise < 2; bytewise++) {
@@ -169,33 +72,13 @@ static struct fake_box *t_inbox(struct t *t)
  * read_only) holding the three messages above. */
 static void t_open(struct t *t, bool read_only)
 {
-	memset(t, 0, sizeof(*t));
-	fake_init(&t->f);
+	t_init(t);
 	struct fake_box *b = t_inbox(t);
 	fake_box_append(&t->f, b, M_MULTI, strlen(M_MULTI), IMAP_FLAGGED, 0, 1057049557);
 	fake_box_append(&t->f, b, M_LF, strlen(M_LF), IMAP_SEEN, 0, 1700000000);
 	fake_box_append(&t->f, b, M_NUL, M_NUL_LEN, 0, 0, 86400 * 365);
 	b->recent_upto = b->uidnext;   /* nothing \Recent: simpler FLAGS */
-	struct session_params p = {
-		.cfg = &cfg, .kind = LISTENER_IMAP, .id = 1, .peer = "127.0.0.1", .peer_loopback = true,
-		.backend = &t->f.b,
-	};
-	t->s = session_new(&imap_proto, &p);
-	session_start(t->s);
-	t_feed(t, "a LOGIN bob secret\r\n", false);
-	t_feed(t, read_only ? "b EXAMINE INBOX\r\n" : "b SELECT INBOX\r\n", false);
-	char *out = t_take(t);
-	ck_assert_msg(strstr(out, "b OK") != NULL, "%s", out);
-	free(out);
-}
-
-static void t_close(struct t *t)
-{
-	session_free(&t->s);
-	fake_run_all(&t->f);
-	ck_assert_uint_eq(t->f.readers_open, 0);
-	fake_free(&t->f);
-	free(t->out);
+	t_login(t, read_only);
 }
 
 /* The reference answer for BODY[spec] of msg, from the MIME module. */

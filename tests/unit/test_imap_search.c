@@ -11,8 +11,7 @@
 #include "core/xalloc.h"
 #include "imap/imap_search_private.h"
 #include "imap/imap_session.h"
-#include "test_imap_fake.h"
-#include "testutil.h"
+#include "imap_drain_harness.h"
 
 /* ---- a reader over one message in memory ---- */
 
@@ -266,10 +265,6 @@ END_TEST
 
 /* ---- the command over the session ---- */
 
-static struct config cfg;
-
-#define ACCOUNT "bob@example.test"
-
 #define S1 "From: Alice <alice@example.org>\r\nTo: bob@example.test\r\nCc: Carol <carol@example.net>\r\n" \
 	   "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= from Alice\r\nDate: Mon, 3 Feb 2020 23:30:00 -0500\r\n" \
 	   "X-Tag: alpha\r\n\r\nHello Bob, the PASSWORD is swordfish.\r\n"
@@ -282,84 +277,6 @@ static struct config cfg;
 	   "Bring the agen=\r\nda, please.\r\n--zz--\r\n"
 #define S3_HEAD "Subject: lf\nContent-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9 au lait\n"
 #define S4 "Subject: hello\r\nBcc: dave@example.com\r\nDate: Wed, 15 Jun 2022 12:00:00 +0000\r\n\r\nshort\r\n"
-
-struct t {
-	struct fake f;
-	struct session *s;
-	char *out;
-	size_t len, cap;
-	size_t step_max;
-	unsigned drains;
-};
-
-static void setup(void)
-{
-	log_setup(LOG_LEVEL_WARN, false, NULL);
-	config_dev_setup(&cfg);
-}
-
-static void teardown(void)
-{
-	config_free(&cfg);
-}
-
-static size_t t_collect(struct t *t)
-{
-	struct buf *b = session_output(t->s);
-	size_t n = buf_len(b);
-	if (t->len + n + 1 > t->cap) {
-		t->cap = (t->len + n + 1) * 2;
-		t->out = xrealloc(t->out, t->cap);
-	}
-	memcpy(t->out + t->len, buf_ptr(b), n);
-	t->len += n;
-	t->out[t->len] = '\0';
-	buf_reset(b);
-	return n;
-}
-
-static char *t_take(struct t *t)
-{
-	t_collect(t);
-	char *s = xstrdup(t->out ? t->out : "");
-	t->len = 0;
-	return s;
-}
-
-static enum session_effect t_settle(struct t *t, enum session_effect e)
-{
-	for (;;) {
-		if (e == SESSION_EFFECT_NONE)
-			e = session_continue(t->s);
-		size_t n = t_collect(t);
-		if (n > t->step_max)
-			t->step_max = n;
-		if (e != SESSION_EFFECT_WAIT)
-			return e;
-		if (session_resumed(t->s)) {
-			e = session_continue(t->s);
-		} else if (session_wants_drain(t->s)) {
-			t->drains++;
-			session_drained(t->s);
-		} else if (!fake_run(&t->f)) {
-			return SESSION_EFFECT_WAIT;
-		}
-	}
-}
-
-static void t_feed(struct t *t, const char *in, bool bytewise)
-{
-	size_t len = strlen(in);
-	char *g = guard_copy(in, len);
-
-	if (!bytewise) {
-		t_settle(t, session_feed(t->s, g, len));
-	} else {
-		for (size_t i = 0; i < len; i++)
-			t_settle(t, session_feed(t->s, g + i, 1));
-	}
-	guard_free(g, len);
-}
 
 /* "tag SEARCH keys" answers "* SEARCH" + want, fed whole and bytewise. */
 static void t_search(struct t *t, const char *cmd, const char *keys, const char *want)
@@ -387,8 +304,7 @@ static void t_expect(struct t *t, const char *in, const char *want)
 /* INBOX with uids 10, 11, 20 and 21; 21 is \Recent. */
 static void t_open(struct t *t)
 {
-	memset(t, 0, sizeof(*t));
-	fake_init(&t->f);
+	t_init(t);
 	struct fake_box *b = fake_box_existing(&t->f, ACCOUNT, "INBOX");
 	b->keywords[0] = xstrdup("$Work");
 	b->uidnext = 10;
@@ -402,26 +318,7 @@ static void t_open(struct t *t)
 	fake_box_append(&t->f, b, s3, n, IMAP_DRAFT, 0, 1641038400);  /* 2022-01-01 12:00 */
 	b->recent_upto = 20;
 	fake_box_append(&t->f, b, S4, strlen(S4), 0, 0, 1655251200);   /* 2022-06-15 */
-	struct session_params p = {
-		.cfg = &cfg, .kind = LISTENER_IMAP, .id = 1, .peer = "127.0.0.1", .peer_loopback = true,
-		.backend = &t->f.b,
-	};
-	t->s = session_new(&imap_proto, &p);
-	session_start(t->s);
-	t_feed(t, "a LOGIN bob secret\r\n", false);
-	t_feed(t, "b SELECT INBOX\r\n", false);
-	char *out = t_take(t);
-	ck_assert_msg(strstr(out, "b OK") != NULL, "%s", out);
-	free(out);
-}
-
-static void t_close(struct t *t)
-{
-	session_free(&t->s);
-	fake_run_all(&t->f);
-	ck_assert_uint_eq(t->f.readers_open, 0);
-	fake_free(&t->f);
-	free(t->out);
+	t_login(t, false);
 }
 
 START_TEST(search_flags_and_numbers)
