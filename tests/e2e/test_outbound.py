@@ -100,26 +100,38 @@ class Dns:
     def __init__(self):
         if not os.path.exists(DNSMASQ):
             raise Skip("dnsmasq not installed (apt-get install dnsmasq-base)")
-        self.port = free_udp_port()
         self.log_path = os.path.join(pbtest.make_temp_dir("postbote-dns-"), "dnsmasq.log")
-        cmd = [DNSMASQ, "--no-resolv", "--no-hosts", "--keep-in-foreground", "--conf-file=/dev/null",
-               "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces",
-               "--port=%d" % self.port, "--pid-file=", "--log-facility=-", "--log-queries",
-               "--mx-host=remote.test,mx.remote.test,10",
-               "--host-record=mx.remote.test,127.0.0.1",
-               "--dns-rr=nullmx.test,15,000000",          # MX 0 "." (RFC 7505)
-               "--host-record=implicit.test,127.0.0.1",
-               "--mx-host=loop.test,mx.example.test,10",
-               "--host-record=mx.example.test,127.0.0.1"]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         _dns_servers.append(self)
+        # The free port is only free when it was picked: another program
+        # may take it (its TCP twin, which dnsmasq binds too, was never
+        # checked) before dnsmasq binds it. Then dnsmasq exits at once;
+        # try another port.
+        for attempt in range(3):
+            self.port = free_udp_port()
+            self.proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=self._log,
+                                         stderr=subprocess.STDOUT)
+            if wait_for(self._ready, 10, "dnsmasq to answer") == "answers":
+                return
+        raise pbtest.Fatal("dnsmasq exited three times (last status %s): %s"
+                           % (self.proc.returncode, open(self.log_path, errors="replace").read()))
 
-        def ready():
-            if self.proc.poll() is not None:
-                raise pbtest.Fatal("dnsmasq exited: %s" % open(self.log_path, errors="replace").read())
-            return dns_query(self.port, "mx.remote.test", 1) == (0, 1)
-        wait_for(ready, 10, "dnsmasq to answer")
+    def _command(self):
+        return [DNSMASQ, "--no-resolv", "--no-hosts", "--keep-in-foreground", "--conf-file=/dev/null",
+                "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--port=%d" % self.port, "--pid-file=", "--log-facility=-", "--log-queries",
+                "--mx-host=remote.test,mx.remote.test,10",
+                "--host-record=mx.remote.test,127.0.0.1",
+                "--dns-rr=nullmx.test,15,000000",          # MX 0 "." (RFC 7505)
+                "--host-record=implicit.test,127.0.0.1",
+                "--mx-host=loop.test,mx.example.test,10",
+                "--host-record=mx.example.test,127.0.0.1"]
+
+    def _ready(self):
+        """"answers", "exited", or False while it is starting."""
+        if self.proc.poll() is not None:
+            return "exited"
+        return "answers" if dns_query(self.port, "mx.remote.test", 1) == (0, 1) else False
 
     def stop(self):
         if self.proc.poll() is None:
